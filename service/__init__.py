@@ -1,0 +1,1 @@
+"""The HTTP API, settings, job options and storage: torch-free modules."""
