@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from model.config import MCNetConfig
@@ -42,9 +42,7 @@ def _describe(problems: list[str], limit: int = 8) -> str:
     return ", ".join(shown) + more
 
 
-def check_state_dict(
-    model: torch.nn.Module, state: Mapping[str, torch.Tensor], where: str
-) -> None:
+def check_state_dict(model: torch.nn.Module, state: Mapping[str, torch.Tensor], where: str) -> None:
     """Raise CheckpointError naming missing, unexpected and mis-shaped keys."""
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
@@ -117,10 +115,26 @@ def read_state_dicts(path: str | Path) -> dict[str, dict[str, torch.Tensor]]:
     return _read_torch(path)
 
 
+def stored_config(path: str | Path) -> MCNetConfig | None:
+    """The configuration a safetensors file of ours records (None for other files)."""
+    if Path(path).suffix != ".safetensors":
+        return None
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+    except (SafetensorError, OSError) as err:
+        raise CheckpointError(f"{path} is not a readable safetensors file: {err}") from err
+    text = metadata.get(CONFIG_METADATA)
+    return None if text is None else MCNetConfig.from_json(text)
+
+
 def load_networks(path: str | Path, config: MCNetConfig | None = None) -> MCNet:
-    """Build the networks and load a checkpoint into them (strict)."""
-    networks = MCNet(config)
+    """Build the networks and load a checkpoint into them (strict).
+
+    config: None means the configuration a safetensors file records, else the published one.
+    """
     states = read_state_dicts(path)
+    networks = MCNet(config or stored_config(path))
     for part in PARTS:
         module = getattr(networks, part)
         check_state_dict(module, states[part], f"{path} ({part})")

@@ -7,6 +7,7 @@ import logging
 import sys
 
 from model.checkpoint import load_networks, save_safetensors
+from model.config import MCNetConfig
 from service.errors import CheckpointError
 
 log = logging.getLogger(__name__)
@@ -19,10 +20,16 @@ def main(argv: list[str]) -> int:
     )
     parser.add_argument("checkpoint", help="official checkpoint (.pth.tar) or safetensors file")
     parser.add_argument("output", help="where to write the .safetensors file")
+    parser.add_argument(
+        "--config",
+        choices=["full", "tiny"],
+        default="full",
+        help="model configuration of the checkpoint (full: the published vox-256 model)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        networks = load_networks(args.checkpoint)
+        networks = load_networks(args.checkpoint, MCNetConfig.named(args.config))
     except CheckpointError as err:
         sys.stderr.write(f"mcnet convert: {err}\n")
         return 1

@@ -82,9 +82,7 @@ class MCNetConfig:
                 block_expansion=8,
                 max_features=64,
                 dense_motion=DenseMotionConfig(block_expansion=8, max_features=64, num_blocks=5),
-                memory=MemoryBankConfig(
-                    channels=32, spatial=8, style_features=32, style_hidden=16
-                ),
+                memory=MemoryBankConfig(channels=32, spatial=8, style_features=32, style_hidden=16),
             ),
         )
 

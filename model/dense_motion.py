@@ -15,7 +15,7 @@ from model.layers import AntiAliasInterpolation2d, Hourglass, coordinate_grid, k
 
 
 class DenseMotion(NamedTuple):
-    """deformation: `B x h x w x 2` sampling grid into the source; occlusion_map: `B x 1 x h x w`."""
+    """deformation: `B x h x w x 2` sampling grid into the source; occlusion: `B x 1 x h x w`."""
 
     deformation: torch.Tensor
     occlusion_map: torch.Tensor
@@ -52,7 +52,9 @@ class DenseMotionNetwork(nn.Module):
         self.num_kp = config.num_kp
         self.kp_variance = cfg.kp_variance
         in_features = (config.num_kp + 1) * (config.num_channels + 1)
-        self.hourglass = Hourglass(cfg.block_expansion, in_features, cfg.num_blocks, cfg.max_features)
+        self.hourglass = Hourglass(
+            cfg.block_expansion, in_features, cfg.num_blocks, cfg.max_features
+        )
         width = self.hourglass.out_filters
         self.mask = nn.Conv2d(width, config.num_kp + 1, kernel_size=7, padding=3)
         self.occlusion = nn.Conv2d(width, 1, kernel_size=7, padding=3)
@@ -74,7 +76,9 @@ class DenseMotionNetwork(nn.Module):
         heat = keypoint_gaussians(kp_driving.value, h, w, self.kp_variance) - keypoint_gaussians(
             kp_source.value, h, w, self.kp_variance
         )
-        heat = torch.cat([heat.new_zeros(b, 1, h, w), heat], dim=1).unsqueeze(2)  # B x K+1 x 1 x h x w
+        heat = torch.cat([heat.new_zeros(b, 1, h, w), heat], dim=1).unsqueeze(
+            2
+        )  # B x K+1 x 1 x h x w
         motions = sparse_motions(h, w, kp_source, kp_driving)  # B x K+1 x h x w x 2
         source = small_source.expand(b, c, h, w).unsqueeze(1).expand(b, k1, c, h, w)
         warped = F.grid_sample(
@@ -82,7 +86,9 @@ class DenseMotionNetwork(nn.Module):
             motions.reshape(b * k1, h, w, 2).to(source.dtype),
             align_corners=False,
         ).view(b, k1, c, h, w)
-        features = self.hourglass(torch.cat([heat.to(warped.dtype), warped], dim=2).view(b, -1, h, w))
+        features = self.hourglass(
+            torch.cat([heat.to(warped.dtype), warped], dim=2).view(b, -1, h, w)
+        )
         mask = F.softmax(self.mask(features), dim=1).unsqueeze(2)  # B x K+1 x 1 x h x w
         deformation = (motions.permute(0, 1, 4, 2, 3) * mask).sum(dim=1).permute(0, 2, 3, 1)
         occlusion = torch.sigmoid(self.occlusion(features))

@@ -42,8 +42,9 @@ def warp(features: torch.Tensor, deformation: torch.Tensor) -> torch.Tensor:
     """Backward-warp `B x C x H x W` features by a `B x h x w x 2` grid, resized to H x W."""
     b, c, h, w = features.shape
     if deformation.shape[1:3] != (h, w):
-        grid = F.interpolate(deformation.permute(0, 3, 1, 2), size=(h, w), mode="bilinear",
-                             align_corners=True)
+        grid = F.interpolate(
+            deformation.permute(0, 3, 1, 2), size=(h, w), mode="bilinear", align_corners=True
+        )
         deformation = grid.permute(0, 2, 3, 1)
     features = features.expand(deformation.shape[0], c, h, w)
     return F.grid_sample(features, deformation.to(features.dtype), align_corners=True)
@@ -64,7 +65,9 @@ class Generator(nn.Module):
         cfg = config.generator
         be, mf, n = cfg.block_expansion, cfg.max_features, cfg.num_down_blocks
         if be * 2**n != mf:
-            raise ValueError("generator: block_expansion * 2**num_down_blocks must equal max_features")
+            raise ValueError(
+                "generator: block_expansion * 2**num_down_blocks must equal max_features"
+            )
         self.num_down_blocks = n
         self.dense_motion_network = DenseMotionNetwork(config)
         self.first = SameBlock2d(config.num_channels, be, kernel_size=7, padding=3)
@@ -93,7 +96,7 @@ class Generator(nn.Module):
         noise: torch.Tensor | None = None,
     ) -> Generation:
         """One batch: kp_source `1 or B x K x 2`, kp_driving `B x K x 2` (normalised);
-        noise `B x (num_down_blocks - 1) x 1 x S x S` for the memory bank, or None."""
+        noise `B x num_down_blocks x 1 x S x S` for the memory bank, or None."""
         batch = kp_driving.value.shape[0]
         kp_source = kp_source.expand(batch) if kp_source.value.shape[0] == 1 else kp_source
         motion = self.dense_motion_network(source.small_image, kp_source, kp_driving)

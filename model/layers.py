@@ -19,10 +19,14 @@ def coordinate_grid(height: int, width: int, like: torch.Tensor) -> torch.Tensor
     y = torch.arange(height, dtype=like.dtype, device=like.device)
     x = 2 * (x / (width - 1)) - 1
     y = 2 * (y / (height - 1)) - 1
-    return torch.stack([x.view(1, -1).expand(height, width), y.view(-1, 1).expand(height, width)], 2)
+    return torch.stack(
+        [x.view(1, -1).expand(height, width), y.view(-1, 1).expand(height, width)], 2
+    )
 
 
-def keypoint_gaussians(value: torch.Tensor, height: int, width: int, variance: float) -> torch.Tensor:
+def keypoint_gaussians(
+    value: torch.Tensor, height: int, width: int, variance: float
+) -> torch.Tensor:
     """Gaussian blobs around keypoints: `B x K x 2` -> `B x K x H x W`."""
     grid = coordinate_grid(height, width, value)  # H x W x 2
     diff = grid.view(1, 1, height, width, 2) - value.view(*value.shape[:2], 1, 1, 2)

@@ -42,7 +42,9 @@ class ModulatedConv2d(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, style_features: int):
         super().__init__()
         self.modulation = EqualLinear(style_features, in_channels, bias_init=1.0)
-        self.weight = nn.Parameter(torch.randn(1, out_channels, in_channels, kernel_size, kernel_size))
+        self.weight = nn.Parameter(
+            torch.randn(1, out_channels, in_channels, kernel_size, kernel_size)
+        )
         self.scale = 1 / math.sqrt(in_channels * kernel_size**2)
         self.padding = kernel_size // 2
         self.eps = 1e-8
@@ -68,7 +70,7 @@ class FusedLeakyReLU(nn.Module):
 
 
 class StyleConv(nn.Module):
-    """Modulated conv, plus Gaussian noise scaled by a learned scalar (`weight`), plus activation."""
+    """Modulated conv + Gaussian noise scaled by a learned scalar (`weight`) + activation."""
 
     def __init__(self, channels: int, style_features: int):
         super().__init__()
@@ -76,7 +78,9 @@ class StyleConv(nn.Module):
         self.weight = nn.Parameter(torch.zeros(1))
         self.activate = FusedLeakyReLU(channels)
 
-    def forward(self, x: torch.Tensor, style: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, style: torch.Tensor, noise: torch.Tensor | None
+    ) -> torch.Tensor:
         """noise: `B x 1 x H x W`; None draws it from torch's global generator, as published."""
         out = self.modulated_conv(x, style)
         if noise is None:

@@ -75,7 +75,9 @@ class JobOptions(BaseModel):
     @model_validator(mode="after")
     def _paste_back_needs_crop(self) -> JobOptions:
         if self.paste_back and self.crop == "none":
-            raise ValueError("paste_back needs crop=auto: with crop=none there is no photo to paste into")
+            raise ValueError(
+                "paste_back needs crop=auto: with crop=none there is no photo to paste into"
+            )
         return self
 
     @property

@@ -1,0 +1,254 @@
+"""The batched animator: a source image and a stream of driving frames -> animated frames.
+
+The source's keypoints and encoder features are computed once per job; driving frames are
+consumed `batch_size` at a time, so memory does not grow with the video's length. Each
+output frame depends only on the source, the reference frame and its own driving frame (and
+its own noise, drawn from (seed, frame index)), so results do not depend on the batch size.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+
+from model.generator import SourceFeatures
+from model.keypoints import Keypoints
+from model.motion import normalize_keypoints, pose_distance
+from model.networks import MCNet
+
+log = logging.getLogger(__name__)
+
+Precision = Literal["fp32", "fp16"]
+ProgressCallback = Callable[[int], None]
+
+# Rough device memory per frame of a batch (activations of the full model at 256x256),
+# used only to pick a batch size from free memory; measured numbers go in the README.
+BYTES_PER_FRAME = {"fp32": 320 * 2**20, "fp16": 180 * 2**20}
+MAX_AUTO_BATCH = 32
+CPU_BATCH = 4
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """`None`/"auto": CUDA when available, else CPU."""
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def auto_batch_size(device: torch.device, precision: Precision) -> int:
+    """Frames per batch: from free device memory on CUDA, a small constant on CPU."""
+    if device.type != "cuda":
+        return CPU_BATCH
+    free, _ = torch.cuda.mem_get_info(device)
+    return int(max(1, min(MAX_AUTO_BATCH, (free * 0.7) // BYTES_PER_FRAME[precision])))
+
+
+def frame_noise(seed: int, index: int, levels: int, spatial: int) -> np.ndarray:
+    """The memory bank's noise of one frame: `levels x 1 x S x S`, from (seed, index)."""
+    rng = np.random.default_rng([seed, index])
+    return rng.standard_normal((levels, 1, spatial, spatial), dtype=np.float32)
+
+
+def to_image_tensor(frames: np.ndarray, device: torch.device) -> torch.Tensor:
+    """`N x H x W x 3` uint8 (or float in [0, 1]) -> `N x 3 x H x W` float32 on `device`."""
+    tensor = torch.from_numpy(np.ascontiguousarray(frames)).to(device, non_blocking=True)
+    tensor = tensor.permute(0, 3, 1, 2)
+    if tensor.dtype == torch.uint8:
+        return tensor.float().div_(255)
+    return tensor.float()
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """`N x 3 x H x W` in [0, 1] -> `N x H x W x 3` uint8 on the host."""
+    return images.mul(255).round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+
+def _chunks(items: Iterable[np.ndarray], size: int) -> Iterator[list[np.ndarray]]:
+    iterator = iter(items)
+    while chunk := list(itertools.islice(iterator, size)):
+        yield chunk
+
+
+@dataclass(frozen=True)
+class PreparedSource:
+    """A source image on the device with what the networks need of it, once per job."""
+
+    keypoints: Keypoints
+    features: SourceFeatures
+
+
+class Animator:
+    """Holds the networks on one device and animates jobs, batch by batch.
+
+    precision: fp32 is exact (TF32 is turned off on CUDA); fp16 runs the networks under
+    autocast on CUDA, with the jacobians inverted in fp32.
+    """
+
+    def __init__(
+        self,
+        networks: MCNet,
+        device: str | torch.device | None = None,
+        precision: Precision = "fp32",
+        batch_size: int | None = None,
+    ):
+        self.device = resolve_device(device)
+        if precision not in ("fp32", "fp16"):
+            raise ValueError(f"precision must be fp32 or fp16, got {precision!r}")
+        if precision == "fp16" and self.device.type != "cuda":
+            raise ValueError("fp16 needs a CUDA device; use fp32 on the CPU")
+        if batch_size is not None and batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        self.precision: Precision = precision
+        self.networks = networks.to(self.device).eval()
+        if self.device.type == "cuda" and precision == "fp32":
+            # Exact fp32: PyTorch would otherwise run convolutions in TF32.
+            torch.backends.cudnn.allow_tf32 = False
+            torch.backends.cuda.matmul.allow_tf32 = False
+        self.batch_size = batch_size or auto_batch_size(self.device, precision)
+        memory = networks.config.generator.memory
+        self._noise_shape = (networks.config.generator.num_down_blocks, memory.spatial)
+
+    def _autocast(self) -> AbstractContextManager[object]:
+        if self.precision == "fp16":
+            return torch.autocast("cuda", dtype=torch.float16)
+        return nullcontext()
+
+    @torch.inference_mode()
+    def prepare(self, source: np.ndarray) -> PreparedSource:
+        """Keypoints and encoder features of a `H x W x 3` source image."""
+        image = to_image_tensor(source[None], self.device)
+        with self._autocast():
+            keypoints = self.networks.kp_detector(image).to(torch.float32)
+            features = self.networks.generator.encode_source(image)
+        return PreparedSource(keypoints, features)
+
+    @torch.inference_mode()
+    def keypoints(self, frames: np.ndarray) -> Keypoints:
+        """Keypoints (fp32) of `N x H x W x 3` frames."""
+        with self._autocast():
+            return self.networks.kp_detector(to_image_tensor(frames, self.device)).to(torch.float32)
+
+    def _noise(self, seed: int, first: int, count: int) -> torch.Tensor:
+        levels, spatial = self._noise_shape
+        noise = np.stack([frame_noise(seed, first + i, levels, spatial) for i in range(count)])
+        return torch.from_numpy(noise).to(self.device, non_blocking=True)
+
+    def animate_batches(
+        self,
+        source: np.ndarray,
+        driving: Iterable[np.ndarray],
+        *,
+        relative: bool = True,
+        adapt_scale: bool = True,
+        reference: np.ndarray | None = None,
+        seed: int = 0,
+        progress: ProgressCallback | None = None,
+    ) -> Iterator[torch.Tensor]:
+        """Yields `B x 3 x H x W` float32 predictions in [0, 1] (on the device), in order.
+
+        reference: the frame relative motion is measured from (default: the first frame).
+        progress(frames_done) is called after each batch.
+        """
+        prepared = self.prepare(source)
+        kp_reference = None if reference is None else self.keypoints(reference[None])
+        done = 0
+        for chunk in _chunks(driving, self.batch_size):
+            with torch.inference_mode():
+                frames = to_image_tensor(np.stack(chunk), self.device)
+                with self._autocast():
+                    kp_driving = self.networks.kp_detector(frames).to(torch.float32)
+                    if kp_reference is None:
+                        kp_reference = Keypoints(
+                            kp_driving.value[:1],
+                            None if kp_driving.jacobian is None else kp_driving.jacobian[:1],
+                        )
+                    kp_norm = normalize_keypoints(
+                        prepared.keypoints,
+                        kp_driving,
+                        kp_reference,
+                        relative=relative,
+                        adapt_scale=adapt_scale,
+                    )
+                    noise = self._noise(seed, done, len(chunk))
+                    generation = self.networks.generator.animate(
+                        prepared.features, prepared.keypoints, kp_norm, noise
+                    )
+                prediction = generation.prediction.float()
+            done += len(chunk)
+            if progress is not None:
+                progress(done)
+            yield prediction
+
+    def animate(
+        self,
+        source: np.ndarray,
+        driving: Iterable[np.ndarray],
+        *,
+        relative: bool = True,
+        adapt_scale: bool = True,
+        reference: np.ndarray | None = None,
+        seed: int = 0,
+        progress: ProgressCallback | None = None,
+    ) -> Iterator[np.ndarray]:
+        """Yields one `H x W x 3` uint8 frame per driving frame (see `animate_batches`)."""
+        for batch in self.animate_batches(
+            source,
+            driving,
+            relative=relative,
+            adapt_scale=adapt_scale,
+            reference=reference,
+            seed=seed,
+            progress=progress,
+        ):
+            yield from to_uint8(batch)
+
+    def best_frame(self, source: np.ndarray, driving: Iterable[np.ndarray]) -> int:
+        """Index of the driving frame whose pose (normalised keypoints) is nearest the source's."""
+        source_value = self.keypoints(source[None]).value[0].cpu().numpy()
+        best, best_index, index = float("inf"), 0, 0
+        for chunk in _chunks(driving, self.batch_size):
+            values = self.keypoints(np.stack(chunk)).value.cpu().numpy()
+            for value in values:
+                distance = pose_distance(source_value, value)
+                if distance < best:
+                    best, best_index = distance, index
+                index += 1
+        return best_index
+
+
+def animate_frame_by_frame(
+    networks: MCNet,
+    source: np.ndarray,
+    driving: Iterable[np.ndarray],
+    *,
+    relative: bool = True,
+    adapt_scale: bool = True,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+) -> Iterator[np.ndarray]:
+    """The official demo's loop, as a baseline: batch 1, the source re-encoded for every
+    frame, each result copied to the host. Yields `H x W x 3` float32 frames in [0, 1]."""
+    device = torch.device(device)
+    config = networks.config
+    levels, spatial = config.generator.num_down_blocks, config.generator.memory.spatial
+    with torch.inference_mode():
+        image = to_image_tensor(source[None], device)
+        kp_source = networks.kp_detector(image)
+        kp_initial = None
+        for index, frame in enumerate(driving):
+            frame_tensor = to_image_tensor(frame[None], device)
+            kp_driving = networks.kp_detector(frame_tensor)
+            kp_initial = kp_initial or kp_driving
+            kp_norm = normalize_keypoints(
+                kp_source, kp_driving, kp_initial, relative=relative, adapt_scale=adapt_scale
+            )
+            noise = torch.from_numpy(frame_noise(seed, index, levels, spatial)[None]).to(device)
+            out = networks.generator(image, kp_source, kp_norm, noise)
+            yield out.prediction[0].permute(1, 2, 0).cpu().numpy()

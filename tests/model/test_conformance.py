@@ -1,0 +1,110 @@
+"""Conformance to the official MCNet: the full-size model, filled with the fixture's
+deterministic weights, reproduces the official code's outputs within 1e-4 (CPU, fp32)."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+import torch
+
+from model.keypoints import Keypoints
+from model.motion import normalize_keypoints
+from model.networks import MCNet
+
+REPO = Path(__file__).resolve().parents[2]
+FIXTURE_NAME = "conformance/mcnet_vox256_fixture.npz"
+TOLERANCE = 1e-4
+
+
+def fixture_path() -> Path:
+    """MCNET_FIXTURE, else ../shared/conformance/ beside the checkout (or the cwd)."""
+    if "MCNET_FIXTURE" in os.environ:
+        return Path(os.environ["MCNET_FIXTURE"])
+    candidates = [
+        REPO.parent / "shared" / FIXTURE_NAME,
+        Path.cwd().parent / "shared" / FIXTURE_NAME,
+    ]
+    return next((p for p in candidates if p.is_file()), candidates[0])
+
+
+def load_fill(folder: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location("conformance_fill", folder / "fill.py")
+    if spec is None or spec.loader is None:
+        raise FileNotFoundError(folder / "fill.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def fixture() -> dict[str, np.ndarray]:
+    path = fixture_path()
+    if not path.is_file():
+        pytest.fail(f"conformance fixture not found at {path}: set MCNET_FIXTURE")
+    with np.load(path) as data:
+        return {key: data[key] for key in data.files}
+
+
+@pytest.fixture(scope="module")
+def networks(fixture: dict[str, np.ndarray]) -> MCNet:
+    fill = load_fill(fixture_path().parent)
+    model = MCNet()
+    for part in ("generator", "kp_detector"):
+        module = getattr(model, part)
+        prefix = str(fixture[f"{part}_prefix"])
+        module.load_state_dict(fill.fill_state_dict(module.state_dict(), prefix), strict=True)
+    return model
+
+
+def max_abs(a: torch.Tensor, b: np.ndarray) -> float:
+    return float(np.abs(a.detach().numpy() - b).max())
+
+
+def images(array: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(array).float().permute(0, 3, 1, 2)
+
+
+def test_state_dict_matches_published_keys() -> None:
+    table = fixture_path().parent / "mcnet_vox256_keys.tsv"
+    rows = [line.rstrip("\n").split("\t") for line in table.read_text().splitlines()[1:]]
+    expected = {(m, k): (shape, dtype) for m, k, shape, dtype in rows}
+    model = MCNet()
+    got = {
+        (part, key): (str(tuple(t.shape)), str(t.dtype).removeprefix("torch."))
+        for part in ("generator", "kp_detector")
+        for key, t in getattr(model, part).state_dict().items()
+    }
+    assert got == expected
+
+
+def test_keypoints(networks: MCNet, fixture: dict[str, np.ndarray]) -> None:
+    with torch.inference_mode():
+        kp_source = networks.kp_detector(images(fixture["source"][None]))
+        kp_driving = networks.kp_detector(images(fixture["driving"]))
+    assert kp_source.jacobian is not None and kp_driving.jacobian is not None
+    assert max_abs(kp_source.value, fixture["kp_source_value"]) <= TOLERANCE
+    assert max_abs(kp_source.jacobian, fixture["kp_source_jacobian"]) <= TOLERANCE
+    assert max_abs(kp_driving.value, fixture["kp_driving_value"]) <= TOLERANCE
+    assert max_abs(kp_driving.jacobian, fixture["kp_driving_jacobian"]) <= TOLERANCE
+
+
+@pytest.mark.parametrize("mode", ["relative", "absolute"])
+def test_generator(networks: MCNet, fixture: dict[str, np.ndarray], mode: str) -> None:
+    source = images(fixture["source"][None])
+    with torch.inference_mode():
+        kp_source = networks.kp_detector(source)
+        kp_driving = networks.kp_detector(images(fixture["driving"]))
+        assert kp_driving.jacobian is not None
+        initial = Keypoints(kp_driving.value[:1], kp_driving.jacobian[:1])
+        kp_norm = normalize_keypoints(
+            kp_source, kp_driving, initial, relative=mode == "relative", adapt_scale=True
+        )
+        out = networks.generator(source, kp_source, kp_norm)
+    assert max_abs(out.deformation, fixture[f"{mode}_deformation"]) <= TOLERANCE
+    assert max_abs(out.occlusion_map[:, 0], fixture[f"{mode}_occlusion_map"]) <= TOLERANCE
+    assert max_abs(out.prediction.permute(0, 2, 3, 1), fixture[f"{mode}_prediction"]) <= TOLERANCE
