@@ -18,9 +18,15 @@ from typing import Literal
 import numpy as np
 import torch
 
+from model.compiled import CompiledOrEager
 from model.generator import SourceFeatures
 from model.keypoints import Keypoints
-from model.motion import normalize_keypoints, pose_distance
+from model.motion import (
+    movement_scale,
+    normalize_keypoints,
+    pose_distance,
+    relative_keypoints,
+)
 from model.networks import MCNet
 
 log = logging.getLogger(__name__)
@@ -97,7 +103,11 @@ class Animator:
         device: str | torch.device | None = None,
         precision: Precision = "fp32",
         batch_size: int | None = None,
+        compile: bool = False,
+        channels_last: bool | None = None,
     ):
+        """compile: torch.compile the generator (falls back to eager if it fails);
+        channels_last: NHWC convolutions (default: on CUDA)."""
         self.device = resolve_device(device)
         if precision not in ("fp32", "fp16"):
             raise ValueError(f"precision must be fp32 or fp16, got {precision!r}")
@@ -111,6 +121,14 @@ class Animator:
             # Exact fp32: PyTorch would otherwise run convolutions in TF32.
             torch.backends.cudnn.allow_tf32 = False
             torch.backends.cuda.matmul.allow_tf32 = False
+        self.channels_last = self.device.type == "cuda" if channels_last is None else channels_last
+        if self.channels_last:
+            for module in self.networks.modules():
+                if isinstance(module, torch.nn.Conv2d):
+                    module.weight.data = module.weight.data.contiguous(
+                        memory_format=torch.channels_last
+                    )
+        self._generate = CompiledOrEager(self.networks.generator.animate, enabled=compile)
         self.batch_size = batch_size or auto_batch_size(self.device, precision)
         memory = networks.config.generator.memory
         self._noise_shape = (networks.config.generator.num_down_blocks, memory.spatial)
@@ -120,10 +138,16 @@ class Animator:
             return torch.autocast("cuda", dtype=torch.float16)
         return nullcontext()
 
+    def _images(self, frames: np.ndarray) -> torch.Tensor:
+        images = to_image_tensor(frames, self.device)
+        if self.channels_last:
+            return images.contiguous(memory_format=torch.channels_last)
+        return images
+
     @torch.inference_mode()
     def prepare(self, source: np.ndarray) -> PreparedSource:
         """Keypoints and encoder features of a `H x W x 3` source image."""
-        image = to_image_tensor(source[None], self.device)
+        image = self._images(source[None])
         with self._autocast():
             keypoints = self.networks.kp_detector(image).to(torch.float32)
             features = self.networks.generator.encode_source(image)
@@ -133,7 +157,7 @@ class Animator:
     def keypoints(self, frames: np.ndarray) -> Keypoints:
         """Keypoints (fp32) of `N x H x W x 3` frames."""
         with self._autocast():
-            return self.networks.kp_detector(to_image_tensor(frames, self.device)).to(torch.float32)
+            return self.networks.kp_detector(self._images(frames)).to(torch.float32)
 
     def _noise(self, seed: int, first: int, count: int) -> torch.Tensor:
         levels, spatial = self._noise_shape
@@ -158,26 +182,26 @@ class Animator:
         """
         prepared = self.prepare(source)
         kp_reference = None if reference is None else self.keypoints(reference[None])
+        scale = 1.0
         done = 0
         for chunk in _chunks(driving, self.batch_size):
             with torch.inference_mode():
-                frames = to_image_tensor(np.stack(chunk), self.device)
+                frames = self._images(np.stack(chunk))
                 with self._autocast():
                     kp_driving = self.networks.kp_detector(frames).to(torch.float32)
-                    if kp_reference is None:
-                        kp_reference = Keypoints(
-                            kp_driving.value[:1],
-                            None if kp_driving.jacobian is None else kp_driving.jacobian[:1],
-                        )
-                    kp_norm = normalize_keypoints(
-                        prepared.keypoints,
-                        kp_driving,
-                        kp_reference,
-                        relative=relative,
-                        adapt_scale=adapt_scale,
-                    )
-                    noise = self._noise(seed, done, len(chunk))
-                    generation = self.networks.generator.animate(
+                if kp_reference is None:
+                    kp_reference = kp_driving.first()
+                if done == 0 and relative and adapt_scale:
+                    # Once per job: the hull areas are computed on the host.
+                    scale = movement_scale(prepared.keypoints.value, kp_reference.value)
+                kp_norm = (
+                    relative_keypoints(prepared.keypoints, kp_driving, kp_reference, scale)
+                    if relative
+                    else kp_driving
+                )
+                noise = self._noise(seed, done, len(chunk))
+                with self._autocast():
+                    generation = self._generate(
                         prepared.features, prepared.keypoints, kp_norm, noise
                     )
                 prediction = generation.prediction.float()

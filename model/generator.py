@@ -50,9 +50,9 @@ def warp(features: torch.Tensor, deformation: torch.Tensor) -> torch.Tensor:
     return F.grid_sample(features, deformation.to(features.dtype), align_corners=True)
 
 
-def resize_map(occlusion: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+def resize_map(occlusion: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
     """Bilinear resize of a `B x 1 x h x w` map to `size` (kept when equal)."""
-    if occlusion.shape[2:] == size:
+    if tuple(occlusion.shape[2:]) == tuple(size):
         return occlusion
     return F.interpolate(occlusion, size=size, mode="bilinear", align_corners=True)
 
@@ -105,7 +105,7 @@ class Generator(nn.Module):
 
         def warped(level: int) -> torch.Tensor:
             feat = warp(maps[level], deformation)
-            return feat * resize_map(occlusion, feat.shape[2:]).to(feat.dtype)
+            return feat * resize_map(occlusion, tuple(feat.shape[2:])).to(feat.dtype)
 
         def noise_at(i: int) -> torch.Tensor | None:
             return None if noise is None else noise[:, i]
@@ -120,7 +120,7 @@ class Generator(nn.Module):
                 break
             skip = self.mbUnit(skip, kp_source.value, noise_at(i + 1))
             out = torch.cat([out, skip], dim=1)
-        occlusion_full = resize_map(occlusion, out.shape[2:]).to(out.dtype)
+        occlusion_full = resize_map(occlusion, tuple(out.shape[2:])).to(out.dtype)
         out = out * (1 - occlusion_full) + skip
         out = torch.sigmoid(self.final(out))
         deformed_source = warp(source.image, deformation)

@@ -28,10 +28,11 @@ class KPDetector(nn.Module):
         self.kp = nn.Conv2d(width, config.num_kp, kernel_size=7, padding=0)
         self.jacobian: nn.Conv2d | None = None
         if cfg.estimate_jacobian:
-            self.jacobian = nn.Conv2d(width, 4 * config.num_kp, kernel_size=7, padding=0)
-            nn.init.zeros_(self.jacobian.weight)
-            with torch.no_grad():
-                self.jacobian.bias.copy_(torch.tensor([1.0, 0.0, 0.0, 1.0] * config.num_kp))
+            # Initialised to the identity: untrained weights give affine-free motion.
+            jacobian = nn.Conv2d(width, 4 * config.num_kp, kernel_size=7, padding=0)
+            nn.init.zeros_(jacobian.weight)
+            jacobian.bias = nn.Parameter(torch.tensor([1.0, 0.0, 0.0, 1.0] * config.num_kp))
+            self.jacobian = jacobian
         self.down: AntiAliasInterpolation2d | None = None
         if cfg.scale_factor != 1:
             self.down = AntiAliasInterpolation2d(config.num_channels, cfg.scale_factor)

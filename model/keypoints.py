@@ -21,6 +21,11 @@ class Keypoints(NamedTuple):
         jac = None if self.jacobian is None else self.jacobian.to(dtype)
         return Keypoints(self.value.to(dtype), jac)
 
+    def first(self) -> Keypoints:
+        """The first of a batch, as a batch of one."""
+        jac = None if self.jacobian is None else self.jacobian[:1]
+        return Keypoints(self.value[:1], jac)
+
     def expand(self, batch: int) -> Keypoints:
         """A batch-1 set repeated (without copy) to `batch`."""
         jac = None if self.jacobian is None else self.jacobian.expand(batch, -1, -1, -1)

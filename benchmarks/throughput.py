@@ -1,0 +1,292 @@
+"""Throughput of the animator against the official loop's way of working, in one run.
+
+Measures on one device:
+- `per-frame fp32`: our per-frame path doing what the official demo loop does (batch 1,
+  the source re-encoded every frame, each result copied to the host): the baseline;
+- the batched animator in the configurations asked for (fp32 exact, fp16 autocast,
+  torch.compile, channels_last), each against the baseline's frames: frames/s, ms/frame,
+  peak device memory, PSNR and max abs difference;
+- optionally (--file-to-file) the whole task on a generated 1080p driving video with sound:
+  decode, crop, animate, paste back, encode.
+
+Prints a table and writes JSON. Ratios are against the baseline measured in the same run.
+
+    python benchmarks/throughput.py --device cuda --frames 128 --json out.json
+    python benchmarks/throughput.py --device cpu --frames 8   # this machine
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import math
+import os
+import platform
+import resource
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from model.animator import Animator, animate_frame_by_frame  # noqa: E402
+from model.checkpoint import demo_networks, load_networks  # noqa: E402
+from model.config import MCNetConfig  # noqa: E402
+from model.networks import MCNet  # noqa: E402
+
+
+@dataclass
+class Row:
+    name: str
+    frames: int
+    seconds: float
+    frames_per_s: float
+    ms_per_frame: float
+    peak_memory_mib: float
+    psnr_db: float | None
+    max_abs_diff: float | None
+    speedup: float | None = None
+
+
+def synthetic_frames(count: int, seed: int, size: int = 256) -> np.ndarray:
+    """Smooth moving blobs, `N x size x size x 3` uint8."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    out = np.empty((count, size, size, 3), np.uint8)
+    for i in range(count):
+        cx, cy = 0.5 + 0.15 * math.sin(i / 5), 0.5 + 0.1 * math.cos(i / 7)
+        blob = np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / 0.03)
+        image = blob[..., None] * np.array([0.9, 0.7, 0.6]) + 0.1 * rng.uniform(
+            0, 1, (size, size, 3)
+        )
+        out[i] = (np.clip(image, 0, 1) * 255).astype(np.uint8)
+    return out
+
+
+def fixture_networks() -> MCNet | None:
+    """The conformance fixture's weights (fill.py), as the published baseline used."""
+    fixture = Path(
+        os.environ.get("MCNET_FIXTURE", REPO.parent / "shared/conformance/mcnet_vox256_fixture.npz")
+    )
+    if not fixture.is_file():
+        return None
+    spec = importlib.util.spec_from_file_location("fill", fixture.parent / "fill.py")
+    if spec is None or spec.loader is None:
+        return None
+    fill = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fill)
+    prefixes = np.load(fixture)
+    networks = MCNet()
+    for part in ("generator", "kp_detector"):
+        module = getattr(networks, part)
+        prefix = str(prefixes[f"{part}_prefix"])
+        module.load_state_dict(fill.fill_state_dict(module.state_dict(), prefix), strict=True)
+    return networks
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def peak_memory_mib(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10 * math.log10(1.0 / mse)
+
+
+def measure(
+    name: str,
+    device: torch.device,
+    run: Callable[[], Iterator[np.ndarray]],
+    reference: np.ndarray | None,
+) -> tuple[Row, np.ndarray]:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    sync(device)
+    start = time.perf_counter()
+    frames = np.concatenate([np.asarray(f).reshape(-1, 256, 256, 3) for f in run()])
+    sync(device)
+    seconds = time.perf_counter() - start
+    n = len(frames)
+    quality = (None, None)
+    if reference is not None:
+        quality = (psnr(frames, reference), float(np.abs(frames - reference).max()))
+    row = Row(name, n, seconds, n / seconds, 1000 * seconds / n, peak_memory_mib(device), *quality)
+    return row, frames
+
+
+def model_rows(args: argparse.Namespace, networks: MCNet, device: torch.device) -> list[Row]:
+    source = synthetic_frames(1, seed=1)[0]
+    driving = synthetic_frames(args.frames, seed=2)
+    networks = networks.to(device)
+    if device.type == "cuda":  # the baseline is exact fp32, as the official loop with TF32 off
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
+    warm = driving[: min(2, len(driving))]
+    list(animate_frame_by_frame(networks, source, warm, device=device))
+    baseline, reference = measure(
+        "per-frame fp32 (official loop)",
+        device,
+        lambda: animate_frame_by_frame(networks, source, driving, device=device),
+        None,
+    )
+    rows = [baseline]
+    for spec in args.configs:
+        precision, *flags = spec.split("+")
+        if precision == "fp16" and device.type != "cuda":
+            continue
+        animator = Animator(
+            networks,
+            device=device,
+            precision=precision,  # type: ignore[arg-type]
+            batch_size=args.batch_size,
+            compile="compile" in flags,
+            channels_last="channels_last" in flags or None,
+        )
+
+        def run(animator: Animator = animator) -> Iterator[np.ndarray]:
+            for batch in animator.animate_batches(source, driving):
+                yield batch.permute(0, 2, 3, 1).cpu().numpy()
+
+        for _ in range(args.warmup):  # compile and autotune outside the measured run
+            list(animator.animate_batches(source, warm))
+        row, _ = measure(f"animator {spec} (batch {animator.batch_size})", device, run, reference)
+        rows.append(row)
+    for row in rows:
+        row.speedup = row.frames_per_s / baseline.frames_per_s
+    return rows
+
+
+def file_to_file_row(args: argparse.Namespace, networks: MCNet, device: torch.device) -> Row:
+    """The whole task on a generated 1080p driving video with sound."""
+    from service.options import JobOptions
+    from tests.media_factory import Audio, face_image, write_image, write_video
+    from worker.task import run_animation
+
+    precision, *flags = args.configs[-1].split("+")
+    animator = Animator(
+        networks,
+        device=device,
+        precision=precision,  # type: ignore[arg-type]
+        batch_size=args.batch_size,
+        compile="compile" in flags,
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        source, driving = folder / "source.png", folder / "driving.mp4"
+        write_image(source, face_image(768, 1024, 384, 420, 220))
+        write_video(
+            driving,
+            lambda i: face_image(
+                1920, 1080, 960 + 8 * math.sin(i / 5), 480, 300, mouth_open=0.5 + 0.5 * math.sin(i)
+            ),
+            count=args.file_frames,
+            fps=25,
+            audio=Audio(),
+        )
+        options = JobOptions(crop="none") if args.no_crop else JobOptions()
+        run_animation(source, driving, folder / "warm.mp4", options, animator)
+        sync(device)
+        start = time.perf_counter()
+        run_animation(source, driving, folder / "out.mp4", options, animator)
+        sync(device)
+        seconds = time.perf_counter() - start
+    n = args.file_frames
+    return Row(
+        f"file to file 1080p ({args.configs[-1]})",
+        n,
+        seconds,
+        n / seconds,
+        1000 * seconds / n,
+        peak_memory_mib(device),
+        None,
+        None,
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--frames", type=int, default=128)
+    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument(
+        "--configs",
+        nargs="+",
+        default=None,
+        help="animator configurations: precision[+compile][+channels_last]; default: "
+        "fp32, fp16, fp16+compile+channels_last on CUDA; fp32, fp32+compile on CPU",
+    )
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--checkpoint", default=None, help="default: the fixture's weights")
+    parser.add_argument("--config", choices=["full", "tiny"], default="full")
+    parser.add_argument("--file-to-file", action="store_true")
+    parser.add_argument("--file-frames", type=int, default=256)
+    parser.add_argument("--no-crop", action="store_true", help="file to file with crop=none")
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--json", default=None, help="write the results here")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.configs is None:
+        args.configs = (
+            ["fp32", "fp16", "fp16+compile+channels_last"]
+            if device.type == "cuda"
+            else ["fp32", "fp32+compile"]
+        )
+    config = MCNetConfig.named(args.config)
+    if args.checkpoint:
+        networks, weights = load_networks(args.checkpoint, config), args.checkpoint
+    elif args.config == "full" and (filled := fixture_networks()) is not None:
+        networks, weights = filled, "conformance fixture (fill.py)"
+    else:
+        networks, weights = demo_networks(config), "demo (untrained)"
+    rows = model_rows(args, networks, device)
+    if args.file_to_file:
+        rows.append(file_to_file_row(args, networks, device))
+    environment = {
+        "device": torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else platform.processor() or platform.machine(),
+        "cpu_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "python": platform.python_version(),
+        "weights": weights,
+        "config": args.config,
+    }
+    columns = ("frames/s", "ms/frame", "peak MiB", "PSNR dB", "max abs", "x base")
+    header = f"{'configuration':<52} " + " ".join(f"{c:>9}" for c in columns)
+    lines = [json.dumps(environment), header]
+    for r in rows:
+        psnr_text = "-" if r.psnr_db is None else f"{r.psnr_db:.1f}"
+        diff_text = "-" if r.max_abs_diff is None else f"{r.max_abs_diff:.1e}"
+        speed = "-" if r.speedup is None else f"{r.speedup:.2f}"
+        lines.append(
+            f"{r.name:<52} {r.frames_per_s:>9.2f} {r.ms_per_frame:>9.1f} "
+            f"{r.peak_memory_mib:>9.0f} {psnr_text:>9} {diff_text:>9} {speed:>9}"
+        )
+    sys.stdout.write("\n".join(lines) + "\n")
+    if args.json:
+        Path(args.json).write_text(
+            json.dumps({"environment": environment, "rows": [asdict(r) for r in rows]}, indent=2)
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

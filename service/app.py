@@ -1,0 +1,198 @@
+"""The FastAPI application factory: `create_app(settings)`.
+
+Everything the app uses (Redis connection, storage, metrics registry) is made here and
+closed over by the routes, so several apps (tests) never share state. Errors are always
+`{"detail": "..."}`: domain errors of bad input map to 4xx, an unreachable Redis or
+store to 503, anything else to 500 without internals.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from prometheus_client import CollectorRegistry
+from redis import Redis
+from redis.exceptions import RedisError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.errors import (
+    InputTooLargeError,
+    InvalidInputError,
+    InvalidOptionsError,
+    MCNetError,
+    NoFaceError,
+    UnsupportedMediaError,
+)
+from service.jobs import JobQueue
+from service.media_probe import MediaLimits
+from service.metrics import ApiMetrics, QueueCollector
+from service.routes import RouteContext, build_router
+from service.settings import ApiSettings
+from service.storage import FileStorage, Storage, StorageError, open_storage
+from service.submit import FILE_PARTS, OPTION_FIELDS, SubmitContext
+from service.uploads import FormLimits, UploadError
+from service.web import mount_web
+
+logger = logging.getLogger(__name__)
+
+DESCRIPTION = """
+Animate a portrait photo with a driving talking-head video (MCNet, ICCV 2023).
+
+1. `POST /animate` with `source` (photo) and `driving` (video) as multipart/form-data,
+   plus any options: answers `202` with the job id.
+2. `GET /jobs/{id}` until `status` is `finished` (or `failed`, `canceled`); `progress`
+   tells the stage and the frames done.
+3. `GET /jobs/{id}/result`: the MP4 (Range requests supported).
+
+`DELETE /jobs/{id}` cancels. Errors are `{"detail": "..."}`.
+"""
+
+
+def status_for(exc: MCNetError) -> int:
+    """HTTP status of a domain error raised while checking a request."""
+    if isinstance(exc, InputTooLargeError):
+        return 413
+    if isinstance(exc, NoFaceError | InvalidOptionsError):
+        return 422
+    if isinstance(exc, UnsupportedMediaError | InvalidInputError):
+        return 415
+    return 500
+
+
+def media_limits(settings: ApiSettings) -> MediaLimits:
+    """The probe limits the settings describe."""
+    return MediaLimits(**settings.media_limit_values())  # type: ignore[arg-type]
+
+
+def spool_folder(settings: ApiSettings, storage: Storage) -> Path | None:
+    """Where uploads wait while they are checked: MCNET_SPOOL_DIR, else (file://) a folder
+    inside the storage root, so that accepting an upload is a rename, not a copy."""
+    if settings.spool_dir is not None:
+        folder = Path(settings.spool_dir)
+    elif isinstance(storage, FileStorage):
+        folder = storage.root / ".spool"
+    else:
+        return None
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        logger.warning("spool folder %s unusable (%s); using the temp folder", folder, exc)
+        return None
+    return folder
+
+
+class MetricsMiddleware:
+    """Counts requests and their latency by method, route template and status."""
+
+    def __init__(self, app: ASGIApp, metrics: ApiMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def record_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, record_status)
+        finally:
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            method = str(scope.get("method", ""))
+            self.metrics.requests.labels(method, route, str(status)).inc()
+            self.metrics.request_seconds.labels(method, route).observe(
+                time.perf_counter() - started
+            )
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    async def upload_error(_: Request, exc: Exception) -> JSONResponse:
+        if isinstance(exc, UploadError):
+            return JSONResponse({"detail": exc.detail}, status_code=exc.status)
+        return JSONResponse({"detail": "Bad request."}, status_code=400)
+
+    async def domain_error(_: Request, exc: Exception) -> JSONResponse:
+        status = status_for(exc) if isinstance(exc, MCNetError) else 500
+        if status >= 500:
+            logger.error("unexpected domain error: %r", exc)
+            return JSONResponse({"detail": "Internal error."}, status_code=status)
+        return JSONResponse({"detail": str(exc)}, status_code=status)
+
+    async def unavailable(_: Request, exc: Exception) -> JSONResponse:
+        logger.error("backend unavailable: %s", exc)
+        return JSONResponse(
+            {"detail": "The job queue or the file store is unavailable; try again shortly."},
+            status_code=503,
+            headers={"Retry-After": "5"},
+        )
+
+    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        logger.exception("unhandled error", exc_info=exc)
+        return JSONResponse({"detail": "Internal error."}, status_code=500)
+
+    app.add_exception_handler(UploadError, upload_error)
+    app.add_exception_handler(MCNetError, domain_error)
+    app.add_exception_handler(RedisError, unavailable)
+    app.add_exception_handler(StorageError, unavailable)
+    app.add_exception_handler(Exception, unexpected)
+
+
+def create_app(
+    settings: ApiSettings,
+    *,
+    redis: Redis | None = None,
+    storage: Storage | None = None,
+) -> FastAPI:
+    """Build the API. `redis`/`storage` override the ones the settings name (tests)."""
+    if redis is None:
+        if not settings.redis_url:
+            raise ValueError("REDIS_URL is not set (or use `mcnet serve`, which starts Redis)")
+        redis = Redis.from_url(settings.redis_url, health_check_interval=30)
+    if storage is None:
+        storage = open_storage(settings.storage_url, s3_endpoint_url=settings.s3_endpoint_url)
+    jobs = JobQueue(redis, settings)
+    registry = CollectorRegistry()
+    metrics = ApiMetrics(registry)
+    registry.register(QueueCollector(jobs.depth, jobs.counts, jobs.live_workers))
+    form_limits = FormLimits(
+        files={"source": settings.max_image_bytes, "driving": settings.max_video_bytes},
+        fields=OPTION_FIELDS,
+    )
+    if set(form_limits.files) != set(FILE_PARTS):
+        raise ValueError("form limits must name exactly the file parts")
+    submit = SubmitContext(
+        jobs=jobs,
+        storage=storage,
+        metrics=metrics,
+        media_limits=media_limits(settings),
+        form_limits=form_limits,
+        spool_dir=spool_folder(settings, storage),
+    )
+    app = FastAPI(
+        title="MCNet talking-head animation",
+        version="0.1.0",
+        description=DESCRIPTION,
+    )
+    app.include_router(
+        build_router(
+            RouteContext(submit=submit, registry=registry, api_keys=tuple(settings.api_keys))
+        )
+    )
+    mount_web(app)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    _install_error_handlers(app)
+    extras: dict[str, Any] = {"jobs": jobs, "storage": storage, "metrics": metrics}
+    app.state.mcnet = extras
+    return app

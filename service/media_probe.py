@@ -1,0 +1,298 @@
+"""Validate uploads by their content, before a job is queued (torch-free).
+
+`probe_image` and `probe_video` read headers first and refuse what is over a limit
+before decoding any pixel (a small file may declare a huge picture: a decompression
+bomb), then decode just enough to be sure the file is usable. Each error message is
+written for the person who sent the file.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+import av.error
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from service.errors import InputTooLargeError, InvalidInputError, UnsupportedMediaError
+
+logger = logging.getLogger(__name__)
+
+# Pillow format names we accept for the photo (MPO: the JPEG variant some cameras write).
+IMAGE_FORMATS = frozenset({"JPEG", "MPO", "PNG", "WEBP"})
+# Tokens of FFmpeg demuxer names we accept for the driving video
+# ("mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm", "avi", "gif").
+VIDEO_FORMATS = frozenset({"mov", "mp4", "matroska", "webm", "avi", "gif"})
+VIDEO_KINDS = "MP4, MOV, WebM, MKV, AVI or animated GIF"
+IMAGE_KINDS = "JPEG, PNG or WebP"
+
+
+@dataclass(frozen=True)
+class MediaLimits:
+    """Limits on uploaded media; the defaults admit a 10-minute 4K phone video."""
+
+    max_image_pixels: int = 40_000_000
+    max_image_side: int = 16_384
+    max_video_pixels: int = 4096 * 2304
+    max_video_side: int = 4096
+    max_frames: int = 36_000
+    max_duration_s: float = 600.0
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """A probed image: size as displayed (after EXIF orientation), Pillow format and mode."""
+
+    width: int
+    height: int
+    format: str
+    mode: str
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """A probed video: display size (after rotation), exact frame count, average rate."""
+
+    width: int
+    height: int
+    frames: int
+    fps: float
+    duration: float
+    has_audio: bool
+
+
+def _check_not_empty(path: Path, what: str) -> None:
+    try:
+        size = os.path.getsize(path)
+    except OSError as exc:
+        raise InvalidInputError(f"The {what} could not be read.") from exc
+    if size == 0:
+        raise InvalidInputError(f"The {what} is an empty file.")
+
+
+def check_image_size(width: int, height: int, limits: MediaLimits) -> None:
+    """Refuse a picture whose declared size is zero or over the limits."""
+    if width <= 0 or height <= 0:
+        raise InvalidInputError("The photo has no pixels (its header says 0x0).")
+    if max(width, height) > limits.max_image_side or width * height > limits.max_image_pixels:
+        raise InputTooLargeError(
+            f"The photo is {width}x{height} pixels; the limit is {limits.max_image_pixels:,} "
+            f"pixels and {limits.max_image_side} per side. Please send a smaller picture."
+        )
+
+
+def probe_image(path: str | os.PathLike[str], limits: MediaLimits | None = None) -> ImageInfo:
+    """Check that `path` is a JPEG/PNG/WebP photo within `limits` and decodes completely.
+
+    Raises UnsupportedMediaError (another kind of file), InputTooLargeError (over a
+    limit, checked from the header before decoding) or InvalidInputError (empty, damaged).
+    """
+    limits = limits or MediaLimits()
+    path = Path(path)
+    _check_not_empty(path, "photo")
+    try:
+        with Image.open(path) as img:
+            if img.format not in IMAGE_FORMATS:
+                raise UnsupportedMediaError(
+                    f"The photo is a {img.format or 'unknown'} file; please send {IMAGE_KINDS}."
+                )
+            check_image_size(img.width, img.height, limits)
+            img.load()
+            oriented = ImageOps.exif_transpose(img)
+            return ImageInfo(oriented.width, oriented.height, str(img.format), img.mode)
+    except Image.DecompressionBombError as exc:
+        raise InputTooLargeError("The photo declares far too many pixels.") from exc
+    except UnidentifiedImageError as exc:
+        raise UnsupportedMediaError(
+            f"The photo is not an image we can read; please send {IMAGE_KINDS}."
+        ) from exc
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise InvalidInputError(f"The photo is damaged or truncated ({exc}).") from exc
+
+
+def _looks_like_video(path: Path) -> bool:
+    """Whether the file starts like a container we accept (so a failure means damage)."""
+    with open(path, "rb") as handle:
+        head = handle.read(16)
+    return (
+        head[4:8] in (b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip")  # MP4 / MOV
+        or head.startswith(b"\x1a\x45\xdf\xa3")  # Matroska / WebM (EBML)
+        or (head.startswith(b"RIFF") and head[8:12] == b"AVI ")
+        or head.startswith((b"GIF87a", b"GIF89a"))
+    )
+
+
+def open_video_container(path: Path) -> Any:
+    """Open `path` with PyAV as a video of an accepted container, or raise a domain error."""
+    _check_not_empty(path, "driving video")
+    try:
+        container = av.open(os.fspath(path), metadata_errors="ignore")
+    except (av.error.FFmpegError, UnicodeDecodeError) as exc:
+        if _looks_like_video(path):
+            raise InvalidInputError(
+                "The driving video is damaged or truncated: it cannot be opened."
+            ) from exc
+        raise UnsupportedMediaError(
+            f"The driving video is not a video we can read; please send {VIDEO_KINDS}."
+        ) from exc
+    names = set(container.format.name.split(","))
+    if not names & VIDEO_FORMATS:
+        container.close()
+        raise UnsupportedMediaError(
+            f"The driving video is a {container.format.long_name or container.format.name} "
+            f"file; please send {VIDEO_KINDS}."
+        )
+    if not container.streams.video:
+        only_sound = bool(container.streams.audio)
+        container.close()
+        if only_sound:
+            raise InvalidInputError("The driving video has sound but no video track.")
+        raise InvalidInputError(
+            "The driving video contains no readable video frames: it is empty, damaged or "
+            "truncated."
+        )
+    if container.streams.video[0].codec_context is None:  # a codec FFmpeg does not know
+        container.close()
+        raise UnsupportedMediaError(
+            f"The driving video's codec is not one we can decode; please send {VIDEO_KINDS}."
+        )
+    return container
+
+
+def check_video_size(width: int, height: int, limits: MediaLimits) -> None:
+    """Refuse a video whose declared frame size is zero or over the limits."""
+    if width <= 0 or height <= 0:
+        raise InvalidInputError("The driving video has no picture size; the file is damaged.")
+    if max(width, height) > limits.max_video_side or width * height > limits.max_video_pixels:
+        raise InputTooLargeError(
+            f"The driving video is {width}x{height}; the limit is {limits.max_video_side} "
+            "pixels per side (4K). Please send a smaller video."
+        )
+
+
+def display_rotation(frame: Any, stream: Any) -> int:
+    """Counter-clockwise degrees (0, 90, 180, 270) to turn `frame` upright for display.
+
+    Uses the display matrix side data (what phones write) and falls back to the legacy
+    `rotate` tag (clockwise degrees) of the stream's metadata.
+    """
+    degrees = 0
+    try:
+        degrees = int(round(frame.rotation))
+    except (AttributeError, TypeError, ValueError):
+        degrees = 0
+    if degrees == 0:
+        tag = stream.metadata.get("rotate") if stream.metadata else None
+        if tag and tag.lstrip("-").isdigit():
+            degrees = -int(tag)
+    return (int(round(degrees / 90.0)) * 90) % 360
+
+
+def declared_rate(stream: Any) -> Fraction | None:
+    """The frame rate a video stream's headers declare, if any."""
+    rate = stream.average_rate or stream.guessed_rate
+    return Fraction(rate) if rate else None
+
+
+def average_rate(frames: int, span: float, declared: Fraction | None) -> Fraction:
+    """Average frame rate of `frames` frames over `span` seconds (first to end of last).
+
+    Keeps the declared exact rate (30000/1001...) when it agrees within 1%.
+    """
+    if frames <= 0 or span <= 0:
+        return Fraction(declared) if declared else Fraction(25)
+    measured = frames / span
+    if declared and abs(float(declared) - measured) <= 0.01 * measured:
+        return Fraction(declared)
+    return Fraction(measured).limit_denominator(1001)
+
+
+def _count_video_packets(container: Any, limits: MediaLimits) -> tuple[int, float]:
+    """Demux (no decoding) the video track: frame count and time span in seconds."""
+    stream = container.streams.video[0]
+    tb = float(stream.time_base or Fraction(1, 90_000))
+    count, first, last, last_dur = 0, None, None, 0
+    try:
+        for packet in container.demux(stream):
+            if packet.size == 0:
+                continue
+            count += 1
+            if count > limits.max_frames:
+                raise InputTooLargeError(
+                    f"The driving video has more than {limits.max_frames} frames; please "
+                    "send a shorter video."
+                )
+            ts = packet.pts if packet.pts is not None else packet.dts
+            if ts is not None:
+                first = ts if first is None else min(first, ts)
+                if last is None or ts >= last:
+                    last, last_dur = ts, packet.duration or 0
+    except av.error.FFmpegError as exc:
+        if count == 0:
+            raise InvalidInputError(
+                "The driving video is damaged: no frame could be read."
+            ) from exc
+        logger.warning("driving video ends early (damaged or truncated): %s", exc)
+    if first is None or last is None:
+        return count, 0.0
+    step = last_dur or ((last - first) / (count - 1) if count > 1 else 0)
+    return count, (last - first + step) * tb
+
+
+def probe_video(path: str | os.PathLike[str], limits: MediaLimits | None = None) -> VideoInfo:
+    """Check that `path` is a decodable driving video within `limits`.
+
+    Frame size and declared duration are checked from the headers, then the packets are
+    counted without decoding (exact frame count, stops past the limit) and the first
+    frame is decoded. Raises UnsupportedMediaError, InputTooLargeError or InvalidInputError.
+    """
+    limits = limits or MediaLimits()
+    container = open_video_container(Path(path))
+    try:
+        stream = container.streams.video[0]
+        ctx = stream.codec_context
+        check_video_size(ctx.width, ctx.height, limits)
+        if container.duration and container.duration / 1e6 > limits.max_duration_s * 1.01:
+            raise InputTooLargeError(
+                f"The driving video lasts {container.duration / 1e6:.0f} s; the limit is "
+                f"{limits.max_duration_s:.0f} s."
+            )
+        frames, span = _count_video_packets(container, limits)
+        if frames == 0:
+            raise InvalidInputError("The driving video contains no frames.")
+        if span > limits.max_duration_s * 1.01:
+            raise InputTooLargeError(
+                f"The driving video lasts {span:.0f} s; the limit is {limits.max_duration_s:.0f} s."
+            )
+        rotation = _first_frame_rotation(container)
+        fps = average_rate(frames, span, declared_rate(stream))
+        width, height = (
+            (ctx.height, ctx.width) if rotation in (90, 270) else (ctx.width, ctx.height)
+        )
+        return VideoInfo(
+            width=width,
+            height=height,
+            frames=frames,
+            fps=float(fps),
+            duration=frames / float(fps),
+            has_audio=bool(container.streams.audio),
+        )
+    finally:
+        container.close()
+
+
+def _first_frame_rotation(container: Any) -> int:
+    """Decode the first frame (proof the video decodes) and return its display rotation."""
+    stream = container.streams.video[0]
+    try:
+        container.seek(0, stream=stream)
+        for frame in container.decode(stream):
+            return display_rotation(frame, stream)
+    except av.error.FFmpegError as exc:
+        raise InvalidInputError(f"The driving video cannot be decoded ({exc}).") from exc
+    raise InvalidInputError("The driving video contains no decodable frame.")

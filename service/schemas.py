@@ -1,0 +1,97 @@
+"""Request and response schemas of the HTTP API, as OpenAPI shows them."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from service.options import JobOptions
+
+
+class ErrorBody(BaseModel):
+    """Every 4xx/5xx answer: one sentence the client can act on."""
+
+    detail: str = Field(description="What was wrong and what to do about it.")
+
+
+class Links(BaseModel):
+    """Where to go next."""
+
+    self: str = Field(description="Status of the job (GET), cancel (DELETE).")
+    result: str = Field(description="The MP4 once the job has finished.")
+
+
+class SubmitResponse(BaseModel):
+    """Answer to POST /animate: the job was queued."""
+
+    id: str = Field(description="Job id (a random UUID).")
+    status: str = Field(description="Always `queued`.")
+    links: Links
+
+
+class ProgressBody(BaseModel):
+    """Where a job is. Progress only moves forward: to a later stage, or to more frames
+    done within a stage."""
+
+    stage: str = Field(description="queued, probing, cropping, animating, encoding or done.")
+    frames_done: int = Field(
+        description="Frames done in this stage (cropping: frames scanned for the face box; "
+        "animating: frames animated and encoded)."
+    )
+    frames_total: int = Field(description="Frames of the driving video.")
+
+
+class JobBody(BaseModel):
+    """Answer to GET /jobs/{id}."""
+
+    id: str
+    status: str = Field(description="queued, started, finished, failed or canceled.")
+    progress: ProgressBody
+    created_at: dt.datetime | None = None
+    started_at: dt.datetime | None = None
+    ended_at: dt.datetime | None = None
+    error: str | None = Field(None, description="Why the job failed or was canceled.")
+    options: dict[str, Any] = Field(description="The job's options, defaults filled in.")
+    result_url: str | None = Field(None, description="The MP4, once the job has finished.")
+    links: Links
+
+
+def animate_request_schema() -> dict[str, Any]:
+    """OpenAPI request body of POST /animate: the two files and every option of JobOptions."""
+    options = JobOptions.model_json_schema()
+    properties: dict[str, Any] = {
+        "source": {
+            "type": "string",
+            "format": "binary",
+            "description": "The photo with a face: JPEG, PNG or WebP.",
+        },
+        "driving": {
+            "type": "string",
+            "format": "binary",
+            "description": "The driving video of a talking head: MP4, MOV, WebM, MKV, AVI or "
+            "GIF. Its sound is copied into the result.",
+        },
+    }
+    for name, schema in options["properties"].items():
+        entry = dict(schema)
+        entry.pop("title", None)
+        properties[name] = entry
+    return {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["source", "driving"],
+                    "properties": properties,
+                    "additionalProperties": False,
+                },
+                "encoding": {
+                    "source": {"contentType": "image/*"},
+                    "driving": {"contentType": "video/*"},
+                },
+            }
+        },
+    }

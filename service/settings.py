@@ -1,0 +1,160 @@
+"""Settings of the API and the worker, read from the environment (pydantic-settings).
+
+Only entry points (`mcnet api`, `mcnet worker`, `mcnet serve`) construct these classes;
+everything else receives the values it needs as arguments, so tests build apps and
+workers with explicit settings.
+
+Environment names: `REDIS_URL`, `STORAGE_URL` and `API_KEYS` as they are; every other
+setting is `MCNET_<FIELD NAME>` (for example `MCNET_MAX_VIDEO_BYTES`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+_CONFIG = SettingsConfigDict(
+    env_prefix="MCNET_",
+    env_file=None,
+    extra="ignore",
+    populate_by_name=True,
+    frozen=True,
+)
+
+
+class QueueSettings(BaseSettings):
+    """What API and worker share: where Redis and the files are, the queue and its TTLs."""
+
+    model_config = _CONFIG
+
+    redis_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("REDIS_URL", "MCNET_REDIS_URL"),
+        description="redis://host:6379/0. Unset: `mcnet serve` starts an embedded Redis; "
+        "`mcnet api` and `mcnet worker` refuse to start.",
+    )
+    storage_url: str = Field(
+        default="file:///data",
+        validation_alias=AliasChoices("STORAGE_URL", "MCNET_STORAGE_URL"),
+        description="file:///path (one host, shared volume) or s3://bucket/prefix.",
+    )
+    s3_endpoint_url: str | None = Field(
+        default=None, description="Endpoint of an S3-compatible store (MinIO, ...); unset: AWS."
+    )
+    queue_name: str = Field(default="mcnet", description="Name of the RQ queue.")
+    result_ttl: int = Field(
+        default=24 * 3600, ge=60, description="Seconds a finished job and its MP4 are kept."
+    )
+    failure_ttl: int = Field(
+        default=24 * 3600, ge=60, description="Seconds a failed or canceled job is kept."
+    )
+    input_ttl: int = Field(
+        default=24 * 3600,
+        ge=60,
+        description="Seconds uploaded inputs are kept (queued jobs included).",
+    )
+    job_retries: int = Field(
+        default=2, ge=0, le=10, description="Times a job is run again after its worker died."
+    )
+    job_timeout_base: float = Field(
+        default=120.0, gt=0, description="Seconds every job may take besides its frames."
+    )
+    job_timeout_per_frame: float = Field(
+        default=2.0, gt=0, description="Seconds each driving frame adds to a job's time limit."
+    )
+    worker_ttl: int = Field(
+        default=60,
+        ge=20,
+        description="Seconds after its last heartbeat that a worker counts as gone.",
+    )
+    max_image_pixels: int = Field(
+        default=40_000_000, gt=0, description="Largest source photo, width x height."
+    )
+    max_image_side: int = Field(default=16_384, gt=0, description="Longest side of a photo.")
+    max_video_pixels: int = Field(
+        default=4096 * 2304, gt=0, description="Largest driving frame, width x height."
+    )
+    max_video_side: int = Field(default=4096, gt=0, description="Longest side of a video.")
+    max_video_frames: int = Field(default=36_000, gt=0, description="Most driving frames.")
+    max_video_seconds: float = Field(default=600.0, gt=0, description="Longest driving video.")
+
+    def media_limit_values(self) -> dict[str, int | float]:
+        """Keyword arguments of service.media_probe.MediaLimits (API and worker agree)."""
+        return {
+            "max_image_pixels": self.max_image_pixels,
+            "max_image_side": self.max_image_side,
+            "max_video_pixels": self.max_video_pixels,
+            "max_video_side": self.max_video_side,
+            "max_frames": self.max_video_frames,
+            "max_duration_s": self.max_video_seconds,
+        }
+
+
+class ApiSettings(QueueSettings):
+    """Settings of the HTTP API (`mcnet api`)."""
+
+    host: str = Field(default="127.0.0.1", description="Address the API listens on.")
+    port: int = Field(default=8000, ge=0, le=65535, description="Port the API listens on.")
+    api_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        validation_alias=AliasChoices("API_KEYS", "MCNET_API_KEYS"),
+        description="Comma-separated bearer keys; empty: no authentication.",
+    )
+    max_image_bytes: int = Field(default=32 * 2**20, gt=0, description="Largest source upload.")
+    max_video_bytes: int = Field(default=512 * 2**20, gt=0, description="Largest driving upload.")
+    spool_dir: Path | None = Field(
+        default=None, description="Where uploads wait while they are checked (default: temp)."
+    )
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [key.strip() for key in value.split(",") if key.strip()]
+        return value
+
+
+class WorkerSettings(QueueSettings):
+    """Settings of one GPU worker (`mcnet worker`)."""
+
+    checkpoint: Path | None = Field(
+        default=None,
+        description="MCNet checkpoint (.pth.tar of the official code, or safetensors).",
+    )
+    demo_weights: bool = Field(
+        default=False,
+        description="Use deterministic untrained weights (no checkpoint: demos, tests).",
+    )
+    net_config: Literal["vox256", "tiny"] = Field(
+        default="vox256",
+        validation_alias=AliasChoices("MCNET_MODEL_CONFIG", "MCNET_NET_CONFIG"),
+        description="vox256: the published model; tiny: few channels (tests only).",
+    )
+    device: Literal["auto", "cuda", "cpu"] = Field(
+        default="auto", description="auto: cuda when available, else cpu."
+    )
+    precision: Literal["fp32", "fp16"] = Field(default="fp32", description="fp16 on CUDA only.")
+    batch_size: int | None = Field(default=None, gt=0, description="Frames per model batch.")
+    metrics_port: int = Field(
+        default=9101, ge=0, le=65535, description="Port of this worker's /metrics; 0: off."
+    )
+    metrics_host: str = Field(default="0.0.0.0", description="Address of this worker's /metrics.")
+    worker_name: str | None = Field(default=None, description="RQ worker name (default: random).")
+    heartbeat_interval: float = Field(
+        default=5.0, gt=0, description="Seconds between heartbeats while a job runs."
+    )
+    shutdown_grace: float = Field(
+        default=20.0,
+        ge=0,
+        description="On SIGTERM, seconds the current job may still run; then it stops "
+        "between batches and goes back to the front of the queue.",
+    )
+    maintenance_interval: int = Field(
+        default=60, ge=1, description="Seconds between registry cleanups and storage expiry."
+    )
+    work_dir: Path | None = Field(
+        default=None, description="Where a job's files are kept while it runs (default: temp)."
+    )

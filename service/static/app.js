@@ -1,0 +1,527 @@
+// The MCNet web page: pick a photo and a driving video, submit them to POST /animate,
+// follow GET /jobs/{id} until the job ends, then show and offer the MP4.
+// Plain JavaScript, no build step, nothing loaded from elsewhere.
+"use strict";
+
+(function () {
+  const POLL_MS = 700;
+  const POLL_MAX_MS = 5000;
+  const KEY_STORE = "mcnet.apiKey";
+
+  const $ = (id) => document.getElementById(id);
+  const app = $("app");
+  const form = $("job-form");
+  const sourceInput = $("source");
+  const drivingInput = $("driving");
+  const sourcePreview = $("source-preview");
+  const drivingPreview = $("driving-preview");
+  const submitButton = $("submit");
+  const submitHelp = $("submit-help");
+  const pasteBack = $("paste_back");
+  const keyInput = $("api-key");
+  const jobBox = $("job");
+  const stage = $("stage");
+  const bar = $("progress");
+  const percent = $("percent");
+  const frames = $("frames");
+  const cancelButton = $("cancel");
+  const errorBox = $("error");
+  const resultBox = $("result");
+  const resultVideo = $("result-video");
+  const download = $("download");
+
+  // What is going on now; `run` changes on every submit so a late answer of an older job
+  // never touches the page.
+  let run = 0;
+  let jobId = null;
+  let jobLinks = null;
+  let uploadAbort = null;
+  let pollTimer = null;
+  const objectUrls = { source: null, driving: null, result: null };
+
+  const STAGES = {
+    queued: "Waiting for a free worker…",
+    probing: "Reading the video…",
+    cropping: "Finding the face…",
+    animating: "Animating…",
+    encoding: "Writing the video…",
+    done: "Finishing…",
+  };
+
+  // ---------- state ----------
+
+  function setState(state) {
+    app.dataset.state = state;
+    const busy = state === "uploading" || state === "running" || state === "canceling";
+    form.querySelectorAll("input, select, button").forEach((el) => {
+      if (el !== keyInput) el.disabled = busy;
+    });
+    if (!busy) updateForm();
+    else submitHelp.textContent = "Working on it; follow the progress below.";
+    if (state === "finished") submitHelp.textContent = "Done: your animation is below.";
+    form.setAttribute("aria-busy", busy ? "true" : "false");
+    jobBox.hidden = !(busy || state === "finished");
+    cancelButton.hidden = !busy;
+    cancelButton.disabled = state === "canceling";
+    resultBox.hidden = state !== "finished";
+    errorBox.hidden = state !== "error";
+  }
+
+  function readyState() {
+    return sourceInput.files.length && drivingInput.files.length ? "ready" : "empty";
+  }
+
+  function updateForm() {
+    const crop = form.elements.crop.value;
+    pasteBack.disabled = crop === "none";
+    if (crop === "none") pasteBack.checked = false;
+    const haveSource = sourceInput.files.length > 0;
+    const haveDriving = drivingInput.files.length > 0;
+    submitButton.disabled = !(haveSource && haveDriving);
+    if (haveSource && haveDriving) submitHelp.textContent = "Ready to animate.";
+    else if (haveSource) submitHelp.textContent = "Now choose a driving video.";
+    else if (haveDriving) submitHelp.textContent = "Now choose a photo.";
+    else submitHelp.textContent = "Choose a photo and a video first.";
+  }
+
+  // ---------- files and previews ----------
+
+  function humanSize(bytes) {
+    if (bytes >= 1024 * 1024) return (bytes / 1024 / 1024).toFixed(1) + " MB";
+    if (bytes >= 1024) return Math.round(bytes / 1024) + " KB";
+    return bytes + " bytes";
+  }
+
+  function showFile(which) {
+    const input = which === "source" ? sourceInput : drivingInput;
+    const preview = which === "source" ? sourcePreview : drivingPreview;
+    const name = $(which + "-name");
+    const zone = $(which + "-drop");
+    if (objectUrls[which]) URL.revokeObjectURL(objectUrls[which]);
+    objectUrls[which] = null;
+    const file = input.files[0];
+    if (!file) {
+      preview.hidden = true;
+      preview.removeAttribute("src");
+      name.textContent = "";
+      zone.classList.remove("has-file", "no-preview");
+      return;
+    }
+    zone.classList.add("has-file");
+    zone.classList.remove("no-preview");
+    name.classList.remove("warning");
+    name.textContent = file.name + " · " + humanSize(file.size);
+    objectUrls[which] = URL.createObjectURL(file);
+    preview.onerror = () => {
+      if (input.files[0] !== file) return; // a newer file replaced this one
+      preview.hidden = true;
+      zone.classList.add("no-preview");
+      if (which === "source") {
+        // Every browser shows JPEG, PNG and WebP: this is probably not one of them.
+        name.classList.add("warning");
+        name.textContent = file.name + " · " + humanSize(file.size) +
+          " · this does not look like a JPEG, PNG or WebP picture";
+      } else {
+        name.textContent = file.name + " · " + humanSize(file.size) +
+          " · no preview in this browser (it is still sent)";
+      }
+    };
+    preview.src = objectUrls[which];
+    preview.hidden = false;
+    if (which === "driving") {
+      preview.play().catch(() => { /* a preview that cannot autoplay stays still */ });
+    }
+  }
+
+  function onFileChange(which) {
+    showFile(which);
+    if (app.dataset.state === "empty" || app.dataset.state === "ready") {
+      setState(readyState());
+    } else {
+      updateForm();
+    }
+  }
+
+  function wireDrop(which) {
+    const input = which === "source" ? sourceInput : drivingInput;
+    const zone = $(which + "-drop").querySelector(".drop-zone");
+    input.addEventListener("change", () => onFileChange(which));
+    ["dragenter", "dragover"].forEach((type) =>
+      zone.addEventListener(type, (event) => {
+        event.preventDefault();
+        zone.classList.add("dragging");
+      }));
+    ["dragleave", "dragend"].forEach((type) =>
+      zone.addEventListener(type, () => zone.classList.remove("dragging")));
+    zone.addEventListener("drop", (event) => {
+      event.preventDefault();
+      zone.classList.remove("dragging");
+      if (input.disabled || !event.dataTransfer || !event.dataTransfer.files.length) return;
+      const transfer = new DataTransfer();
+      transfer.items.add(event.dataTransfer.files[0]);
+      input.files = transfer.files;
+      onFileChange(which);
+    });
+  }
+
+  // A file dropped beside a zone must not replace the page with the file.
+  window.addEventListener("dragover", (event) => event.preventDefault());
+  window.addEventListener("drop", (event) => event.preventDefault());
+
+  // ---------- requests ----------
+
+  function headers() {
+    const key = keyInput.value.trim();
+    return key ? { Authorization: "Bearer " + key } : {};
+  }
+
+  async function readDetail(response) {
+    try {
+      const body = await response.json();
+      if (typeof body.detail === "string") return body.detail;
+      if (Array.isArray(body.detail)) {
+        return body.detail.map((item) => item.msg || JSON.stringify(item)).join("; ");
+      }
+    } catch (_) {
+      // Not JSON: a proxy's page; the status says enough.
+    }
+    return "";
+  }
+
+  // A sentence for a person, from an HTTP status and the API's `detail`.
+  function explain(status, detail) {
+    switch (status) {
+      case 400:
+        return "The upload did not arrive complete. Please try again.";
+      case 401:
+      case 403:
+        keyInput.closest("details").open = true;
+        return keyInput.value.trim()
+          ? "This API key was not accepted. Check it under “More options”."
+          : "This service needs an API key. Paste it under “More options”, then try again.";
+      case 404:
+        return "This job no longer exists; results are kept for a limited time.";
+      case 413:
+        if (/photo|source/i.test(detail)) {
+          return "The photo is too large for this service. Use a smaller picture.";
+        }
+        if (/video|driving/i.test(detail)) {
+          return "The video is too large or too long for this service. " +
+            "Use a shorter or smaller video.";
+        }
+        return "The files are too large for this service. Use a shorter video or a " +
+          "smaller photo.";
+      case 415:
+        if (/photo|source/i.test(detail)) {
+          return "This photo cannot be used. Choose a JPEG, PNG or WebP picture.";
+        }
+        if (/video|driving/i.test(detail)) {
+          return "This video cannot be used. Choose an MP4, MOV, WebM, MKV, AVI or GIF file.";
+        }
+        return "One of the files cannot be used. The photo must be a JPEG, PNG or WebP " +
+          "picture and the video an MP4, MOV, WebM, MKV, AVI or GIF.";
+      case 422:
+        return "Something in the request is not valid. Check the files and options.";
+      case 429:
+      case 503:
+        return "The service is busy or starting up. Please try again in a moment.";
+      default:
+        return status >= 500
+          ? "The service had a problem. Please try again later."
+          : "The request was refused (" + status + ").";
+    }
+  }
+
+  function failedJobMessage(error) {
+    const text = error || "";
+    if (/no face/i.test(text)) {
+      return /driving/i.test(text)
+        ? "No face was found in the video. Use a video where one face is clearly visible."
+        : "No face was found in the photo. Use a photo where one face is clearly visible.";
+    }
+    if (/too (large|long|many)|limit/i.test(text)) {
+      return "The input is over a limit of this service.";
+    }
+    if (/time ?out|timed out/i.test(text)) {
+      return "The animation took too long and was stopped.";
+    }
+    return "The animation could not be made.";
+  }
+
+  function showError(message, detail) {
+    stopPolling();
+    $("error-message").textContent = message;
+    const shown = detail && detail !== message ? detail : "";
+    $("error-detail").textContent = shown;
+    $("error-detail").hidden = !shown;
+    setState("error");
+    errorBox.focus({ preventScroll: true });
+    reveal(errorBox, "start");
+  }
+
+  function reveal(element, block) {
+    const still = window.matchMedia("(prefers-reduced-motion: reduce)").matches;
+    element.scrollIntoView({ block: block, behavior: still ? "auto" : "smooth" });
+  }
+
+  // ---------- submit and follow ----------
+
+  function formData() {
+    const data = new FormData();
+    const crop = form.elements.crop.value;
+    data.append("source", sourceInput.files[0]);
+    data.append("driving", drivingInput.files[0]);
+    data.append("motion", form.elements.motion.value);
+    data.append("crop", crop);
+    if (crop === "auto") data.append("paste_back", pasteBack.checked ? "true" : "false");
+    data.append("layout", form.elements.layout.value);
+    data.append("audio", $("audio").checked ? "true" : "false");
+    data.append("adapt_scale", $("adapt_scale").checked ? "true" : "false");
+    data.append("best_frame", $("best_frame").value);
+    const seed = $("seed").value.trim();
+    if (seed !== "") data.append("seed", seed);
+    return data;
+  }
+
+  async function submit(event) {
+    event.preventDefault();
+    if (!sourceInput.files.length || !drivingInput.files.length) return;
+    const mine = ++run;
+    const data = formData();
+    jobId = null;
+    jobLinks = null;
+    showProgress({ stage: "uploading", frames_done: 0, frames_total: 0 }, "queued");
+    setState("uploading");
+    reveal(jobBox, "nearest");
+    uploadAbort = new AbortController();
+    let response;
+    try {
+      response = await fetch("animate", {
+        method: "POST",
+        body: data,
+        headers: headers(),
+        signal: uploadAbort.signal,
+      });
+    } catch (err) {
+      if (mine !== run) return;
+      if (err.name === "AbortError") {
+        setState(readyState());
+        return;
+      }
+      showError("The service cannot be reached. Check your connection and try again.", "");
+      return;
+    } finally {
+      uploadAbort = null;
+    }
+    if (mine !== run) return;
+    if (response.status !== 202) {
+      const detail = await readDetail(response);
+      showError(explain(response.status, detail), detail);
+      return;
+    }
+    let body;
+    try {
+      body = await response.json();
+    } catch (_) {
+      showError("The service gave an answer this page does not understand.", "");
+      return;
+    }
+    jobId = body.id;
+    jobLinks = body.links || {};
+    app.dataset.jobId = jobId;
+    setState("running");
+    showProgress({ stage: "queued", frames_done: 0, frames_total: 0 }, "queued");
+    poll(mine, POLL_MS, 0);
+  }
+
+  function statusUrl() {
+    return (jobLinks && jobLinks.self) || "jobs/" + encodeURIComponent(jobId);
+  }
+
+  function stopPolling() {
+    if (pollTimer) clearTimeout(pollTimer);
+    pollTimer = null;
+  }
+
+  function poll(mine, delay, failures) {
+    stopPolling();
+    pollTimer = setTimeout(() => check(mine, failures), delay);
+  }
+
+  async function check(mine, failures) {
+    let response;
+    try {
+      response = await fetch(statusUrl(), { headers: headers(), cache: "no-store" });
+    } catch (_) {
+      if (mine !== run) return;
+      if (failures >= 8) {
+        showError("Lost contact with the service while the job was running.", "");
+        return;
+      }
+      stage.textContent = "Reconnecting…";
+      poll(mine, Math.min(POLL_MAX_MS, POLL_MS * 2 ** (failures + 1)), failures + 1);
+      return;
+    }
+    if (mine !== run) return;
+    if (!response.ok) {
+      const detail = await readDetail(response);
+      showError(explain(response.status, detail), detail);
+      return;
+    }
+    const job = await response.json();
+    if (mine !== run) return;
+    showProgress(job.progress || {}, job.status);
+    if (job.status === "finished") {
+      await finish(mine, job);
+    } else if (job.status === "failed") {
+      showError(failedJobMessage(job.error), job.error || "");
+    } else if (job.status === "canceled") {
+      stopPolling();
+      setState(readyState());
+      submitHelp.textContent = "The job was canceled.";
+    } else {
+      poll(mine, POLL_MS, 0);
+    }
+  }
+
+  function showProgress(progress, status) {
+    const done = progress.frames_done || 0;
+    const total = progress.frames_total || 0;
+    let fraction = total > 0 ? Math.min(1, done / total) : 0;
+    if (status === "finished") fraction = 1;
+    const name = status === "queued" ? "queued" : progress.stage;
+    let text;
+    if (progress.stage === "uploading") text = "Uploading your files…";
+    else if (status === "finished") text = "Done.";
+    else if (name === "animating" && total > 0) text = "Animating frame " + done + " of " + total + "…";
+    else text = STAGES[name] || "Working…";
+    stage.textContent = text;
+    app.dataset.stage = progress.stage === "uploading" ? "uploading" : (name || "");
+    if (progress.stage === "uploading" || (status === "queued" && done === 0)) {
+      bar.removeAttribute("value"); // indeterminate while nothing is countable
+      percent.textContent = "";
+    } else {
+      bar.value = Math.round(fraction * 100);
+      percent.textContent = Math.round(fraction * 100) + "%";
+    }
+    frames.textContent = total > 0 ? done + " / " + total + " frames" : "";
+  }
+
+  async function finish(mine, job) {
+    stopPolling();
+    const url = job.result_url || (jobLinks && jobLinks.result) ||
+      "jobs/" + encodeURIComponent(jobId) + "/result";
+    if (objectUrls.result) URL.revokeObjectURL(objectUrls.result);
+    objectUrls.result = null;
+    let src = url;
+    if (keyInput.value.trim()) {
+      // A <video> cannot send an Authorization header: fetch the MP4 with the key and play
+      // it from memory (seeking works on a blob as well).
+      let response;
+      try {
+        response = await fetch(url, { headers: headers() });
+      } catch (_) {
+        if (mine === run) showError("The result could not be downloaded. Try again.", "");
+        return;
+      }
+      if (mine !== run) return;
+      if (!response.ok) {
+        const detail = await readDetail(response);
+        showError(explain(response.status, detail), detail);
+        return;
+      }
+      objectUrls.result = URL.createObjectURL(await response.blob());
+      src = objectUrls.result;
+    }
+    if (mine !== run) return;
+    resultVideo.src = src;
+    download.href = src;
+    download.download = "animation-" + jobId.slice(0, 8) + ".mp4";
+    setState("finished");
+    reveal(resultBox, "start");
+  }
+
+  async function cancel() {
+    if (uploadAbort) {
+      run++;
+      uploadAbort.abort();
+      setState(readyState());
+      submitHelp.textContent = "The upload was canceled.";
+      return;
+    }
+    if (!jobId) return;
+    const mine = run;
+    setState("canceling");
+    stage.textContent = "Canceling…";
+    let response;
+    try {
+      response = await fetch(statusUrl(), { method: "DELETE", headers: headers() });
+    } catch (_) {
+      if (mine === run) {
+        setState("running");
+        stage.textContent = "The cancel request did not reach the service; try again.";
+      }
+      return;
+    }
+    if (mine !== run) return;
+    if (response.status === 409) {
+      // It ended meanwhile: the next check shows how.
+      setState("running");
+      poll(mine, 0, 0);
+      return;
+    }
+    if (!response.ok) {
+      const detail = await readDetail(response);
+      showError(explain(response.status, detail), detail);
+      return;
+    }
+    run++;
+    stopPolling();
+    setState(readyState());
+    submitHelp.textContent = "The job was canceled.";
+  }
+
+  function reset(keepFiles) {
+    run++;
+    stopPolling();
+    jobId = null;
+    delete app.dataset.jobId;
+    delete app.dataset.stage;
+    resultVideo.removeAttribute("src");
+    resultVideo.load();
+    if (!keepFiles) {
+      const key = keyInput.value;
+      form.reset();
+      keyInput.value = key;
+      showFile("source");
+      showFile("driving");
+    }
+    setState(readyState());
+  }
+
+  // ---------- wiring ----------
+
+  wireDrop("source");
+  wireDrop("driving");
+  form.addEventListener("change", (event) => {
+    if (event.target.name === "crop") updateForm();
+  });
+  form.addEventListener("submit", submit);
+  cancelButton.addEventListener("click", cancel);
+  document.querySelector("[data-action=retry]").addEventListener("click", () => {
+    reset(true);
+    submitButton.focus();
+  });
+  document.querySelector("[data-action=again]").addEventListener("click", () => reset(false));
+  try {
+    keyInput.value = sessionStorage.getItem(KEY_STORE) || "";
+    keyInput.addEventListener("change", () =>
+      sessionStorage.setItem(KEY_STORE, keyInput.value.trim()));
+  } catch (_) {
+    // Storage blocked (private mode): the key is simply not remembered.
+  }
+  // A reload keeps chosen files in some browsers: show them.
+  showFile("source");
+  showFile("driving");
+  setState(readyState());
+})();

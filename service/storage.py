@@ -1,0 +1,327 @@
+"""Where inputs and results live: a folder (`file://`) or an S3-compatible bucket (`s3://`).
+
+Keys are made here from a job id only (a random UUID the API generates), so nothing a
+client sends ever becomes part of a path or an object name:
+
+    inputs/<job id>/source    inputs/<job id>/driving    results/<job id>.mp4
+
+Writes are atomic: a file is written under a temporary name in its final folder and
+renamed; an S3 object appears only when its upload completes. Objects older than their
+TTL are deleted by `expire` (workers call it periodically).
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import unquote, urlparse
+
+logger = logging.getLogger(__name__)
+
+InputName = Literal["source", "driving"]
+_CHUNK = 1 << 20
+_TMP_MARK = ".tmp-"
+
+
+class StorageError(Exception):
+    """The store cannot be reached or refused an operation."""
+
+
+class ObjectMissingError(StorageError):
+    """No object under this key (never written, deleted, or expired)."""
+
+
+def check_job_id(job_id: str) -> str:
+    """Return `job_id` if it is a canonical UUID string, else raise ValueError."""
+    try:
+        canonical = str(uuid.UUID(job_id))
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise ValueError(f"not a job id: {job_id!r}") from exc
+    if canonical != job_id:
+        raise ValueError(f"not a job id: {job_id!r}")
+    return job_id
+
+
+def input_key(job_id: str, name: InputName) -> str:
+    """Key of one uploaded input of a job."""
+    if name not in ("source", "driving"):
+        raise ValueError(f"unknown input {name!r}")
+    return f"inputs/{check_job_id(job_id)}/{name}"
+
+
+def result_key(job_id: str) -> str:
+    """Key of a job's MP4."""
+    return f"results/{check_job_id(job_id)}.mp4"
+
+
+class Storage(abc.ABC):
+    """A flat key -> bytes store with atomic writes and age-based expiry."""
+
+    @abc.abstractmethod
+    def put_file(self, key: str, path: Path, *, move: bool = False) -> None:
+        """Store the local file `path` under `key` atomically (`move`: the file may be consumed)."""
+
+    @abc.abstractmethod
+    def get_file(self, key: str, path: Path) -> None:
+        """Copy the object to the local file `path`; ObjectMissingError if absent."""
+
+    @abc.abstractmethod
+    def size(self, key: str) -> int | None:
+        """Size in bytes of the object, None if absent."""
+
+    @abc.abstractmethod
+    def iter_range(self, key: str, start: int, end: int) -> Iterator[bytes]:
+        """Bytes `start`..`end` (inclusive) of the object, in chunks."""
+
+    @abc.abstractmethod
+    def delete(self, key: str) -> None:
+        """Delete the object if present."""
+
+    @abc.abstractmethod
+    def expire(self, prefix: str, max_age: float, now: float | None = None) -> int:
+        """Delete objects under `prefix` last written more than `max_age` seconds ago."""
+
+    @abc.abstractmethod
+    def check(self) -> None:
+        """Raise StorageError when the store cannot be used."""
+
+    def delete_inputs(self, job_id: str) -> None:
+        """Delete both inputs of a job."""
+        self.delete(input_key(job_id, "source"))
+        self.delete(input_key(job_id, "driving"))
+
+    def expire_all(self, *, input_ttl: float, result_ttl: float, now: float | None = None) -> int:
+        """Apply both TTLs; returns how many objects were deleted."""
+        return self.expire("inputs/", input_ttl, now) + self.expire("results/", result_ttl, now)
+
+
+class FileStorage(Storage):
+    """Objects are files under a root folder (one host, or a shared volume)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def _path(self, key: str) -> Path:
+        if key.startswith("/") or ".." in key.split("/"):
+            raise ValueError(f"bad storage key {key!r}")
+        return self.root / key
+
+    def put_file(self, key: str, path: Path, *, move: bool = False) -> None:
+        target = self._path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f"{target.name}{_TMP_MARK}{uuid.uuid4().hex}")
+        try:
+            moved = False
+            if move:
+                try:
+                    os.replace(path, tmp)
+                    moved = True
+                except OSError:
+                    moved = False
+            if not moved:
+                shutil.copyfile(path, tmp)
+            os.replace(tmp, target)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise StorageError(f"cannot write {key}: {exc}") from exc
+
+    def get_file(self, key: str, path: Path) -> None:
+        try:
+            shutil.copyfile(self._path(key), path)
+        except FileNotFoundError as exc:
+            raise ObjectMissingError(key) from exc
+
+    def size(self, key: str) -> int | None:
+        try:
+            return self._path(key).stat().st_size
+        except FileNotFoundError:
+            return None
+
+    def iter_range(self, key: str, start: int, end: int) -> Iterator[bytes]:
+        try:
+            handle = open(self._path(key), "rb")  # closed by _read_range
+        except FileNotFoundError as exc:
+            raise ObjectMissingError(key) from exc
+        return _read_range(handle, start, end)
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
+    def expire(self, prefix: str, max_age: float, now: float | None = None) -> int:
+        cutoff = (time.time() if now is None else now) - max_age
+        base = self._path(prefix.rstrip("/"))
+        if not base.is_dir():
+            return 0
+        removed = 0
+        for folder, _dirs, files in os.walk(base, topdown=False):
+            for name in files:
+                file = Path(folder) / name
+                try:
+                    if file.stat().st_mtime < cutoff:
+                        file.unlink()
+                        removed += 1
+                except FileNotFoundError:
+                    continue
+            if Path(folder) != base:
+                try:
+                    Path(folder).rmdir()  # only when empty
+                except OSError:
+                    pass
+        return removed
+
+    def expire_all(self, *, input_ttl: float, result_ttl: float, now: float | None = None) -> int:
+        """Both TTLs, and uploads an API process left in `.spool` when it stopped mid-request."""
+        removed = super().expire_all(input_ttl=input_ttl, result_ttl=result_ttl, now=now)
+        return removed + self.expire(".spool/", max(input_ttl, 3600.0), now)
+
+    def check(self) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(f"storage folder {self.root} cannot be created: {exc}") from exc
+        if not os.access(self.root, os.W_OK):
+            raise StorageError(f"storage folder {self.root} is not writable")
+
+
+def _read_range(handle: Any, start: int, end: int) -> Iterator[bytes]:
+    with handle:
+        handle.seek(start)
+        left = end - start + 1
+        while left > 0:
+            chunk = handle.read(min(_CHUNK, left))
+            if not chunk:
+                break
+            left -= len(chunk)
+            yield chunk
+
+
+class S3Storage(Storage):
+    """Objects in an S3 bucket under a prefix (workers on several hosts)."""
+
+    def __init__(self, bucket: str, prefix: str = "", *, client: Any) -> None:
+        self.bucket = bucket
+        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        self.client = client
+
+    def _name(self, key: str) -> str:
+        return self.prefix + key
+
+    def put_file(self, key: str, path: Path, *, move: bool = False) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            # A (multipart) upload becomes visible only once it is complete.
+            self.client.upload_file(str(path), self.bucket, self._name(key))
+        except (BotoCoreError, ClientError) as exc:
+            raise StorageError(f"cannot upload {key}: {exc}") from exc
+        if move:
+            Path(path).unlink(missing_ok=True)
+
+    def get_file(self, key: str, path: Path) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        tmp = Path(path).with_name(Path(path).name + _TMP_MARK + uuid.uuid4().hex)
+        try:
+            self.client.download_file(self.bucket, self._name(key), str(tmp))
+            os.replace(tmp, path)
+        except ClientError as exc:
+            tmp.unlink(missing_ok=True)
+            if _is_missing(exc):
+                raise ObjectMissingError(key) from exc
+            raise StorageError(f"cannot download {key}: {exc}") from exc
+        except BotoCoreError as exc:
+            tmp.unlink(missing_ok=True)
+            raise StorageError(f"cannot download {key}: {exc}") from exc
+
+    def size(self, key: str) -> int | None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=self._name(key))
+        except ClientError as exc:
+            if _is_missing(exc):
+                return None
+            raise StorageError(f"cannot read {key}: {exc}") from exc
+        except BotoCoreError as exc:
+            raise StorageError(f"cannot read {key}: {exc}") from exc
+        return int(head["ContentLength"])
+
+    def iter_range(self, key: str, start: int, end: int) -> Iterator[bytes]:
+        from botocore.exceptions import ClientError
+
+        try:
+            answer = self.client.get_object(
+                Bucket=self.bucket, Key=self._name(key), Range=f"bytes={start}-{end}"
+            )
+        except ClientError as exc:
+            if _is_missing(exc):
+                raise ObjectMissingError(key) from exc
+            raise StorageError(f"cannot read {key}: {exc}") from exc
+        return _iter_body(answer["Body"])
+
+    def delete(self, key: str) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=self._name(key))
+        except (BotoCoreError, ClientError) as exc:
+            raise StorageError(f"cannot delete {key}: {exc}") from exc
+
+    def expire(self, prefix: str, max_age: float, now: float | None = None) -> int:
+        cutoff = (time.time() if now is None else now) - max_age
+        paginator = self.client.get_paginator("list_objects_v2")
+        old: list[dict[str, str]] = []
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self._name(prefix)):
+            for item in page.get("Contents", []):
+                if item["LastModified"].timestamp() < cutoff:
+                    old.append({"Key": item["Key"]})
+        for first in range(0, len(old), 1000):
+            self.client.delete_objects(
+                Bucket=self.bucket, Delete={"Objects": old[first : first + 1000], "Quiet": True}
+            )
+        return len(old)
+
+    def check(self) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except (BotoCoreError, ClientError) as exc:
+            raise StorageError(f"bucket {self.bucket} cannot be used: {exc}") from exc
+
+
+def _iter_body(body: Any) -> Iterator[bytes]:
+    try:
+        yield from body.iter_chunks(_CHUNK)
+    finally:
+        body.close()
+
+
+def _is_missing(exc: Any) -> bool:
+    code = str(exc.response.get("Error", {}).get("Code", ""))
+    return code in ("404", "NoSuchKey", "NotFound")
+
+
+def open_storage(url: str, *, s3_endpoint_url: str | None = None) -> Storage:
+    """The store a `STORAGE_URL` names: file:///path, a bare path, or s3://bucket/prefix."""
+    parsed = urlparse(url)
+    if parsed.scheme in ("", "file"):
+        path = unquote(parsed.netloc + parsed.path) if parsed.scheme else url
+        if not path:
+            raise ValueError(f"STORAGE_URL {url!r} names no folder")
+        return FileStorage(Path(path))
+    if parsed.scheme == "s3":
+        if not parsed.netloc:
+            raise ValueError(f"STORAGE_URL {url!r} names no bucket")
+        import boto3
+
+        client = boto3.client("s3", endpoint_url=s3_endpoint_url)
+        return S3Storage(parsed.netloc, unquote(parsed.path), client=client)
+    raise ValueError(f"STORAGE_URL {url!r}: use file:///path or s3://bucket/prefix")

@@ -1,0 +1,123 @@
+"""POST /animate: receive the upload, check it, store the inputs and queue the job.
+
+Order: parts streamed to a spool folder (size limits while reading) -> missing parts and
+options checked (422) -> photo and video probed by content (413/415) -> inputs stored
+under the new job id -> job enqueued. Nothing is stored or queued for a refused request.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+
+from service.errors import InvalidOptionsError, MCNetError, UnsupportedMediaError
+from service.jobs import JobQueue
+from service.media_probe import MediaLimits, probe_image, probe_video
+from service.metrics import ApiMetrics
+from service.options import JobOptions
+from service.storage import Storage, input_key
+from service.uploads import FormLimits, UploadError, receive_form
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+FILE_PARTS = ("source", "driving")
+OPTION_FIELDS = frozenset(JobOptions.model_fields)
+
+
+@dataclass(frozen=True)
+class SubmitContext:
+    """What POST /animate needs, built once by the app factory."""
+
+    jobs: JobQueue
+    storage: Storage
+    metrics: ApiMetrics
+    media_limits: MediaLimits
+    form_limits: FormLimits
+    spool_dir: Path | None
+
+
+def parse_options(fields: dict[str, str]) -> JobOptions:
+    """Validate the option fields; raise InvalidOptionsError with one readable sentence."""
+    try:
+        return JobOptions.model_validate(fields)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            where = ".".join(str(part) for part in error["loc"] if part is not None)
+            message = str(error["msg"]).removeprefix("Value error, ")
+            if where:
+                value = fields.get(where.split(".")[0])
+                shown = f" (got {value!r})" if value is not None else ""
+                problems.append(f"{where}: {message}{shown}")
+            else:
+                problems.append(message)
+        raise InvalidOptionsError("Invalid options: " + "; ".join(problems) + ".") from exc
+
+
+def check_best_frame(options: JobOptions, frames: int) -> None:
+    """A frame index for best_frame must exist in the driving video."""
+    if isinstance(options.best_frame, int) and options.best_frame >= frames:
+        raise InvalidOptionsError(
+            f"Invalid options: best_frame {options.best_frame} is past the driving video's "
+            f"last frame (it has {frames} frames, numbered from 0)."
+        )
+
+
+async def _probe(
+    probe: Callable[[Path, MediaLimits], T], path: Path, limits: MediaLimits, what: str
+) -> T:
+    """Run a probe off the event loop. A file that breaks the probe itself (an error that is
+    not one of ours) is still the sender's bad file: 415, never a 5xx."""
+    try:
+        return await run_in_threadpool(probe, path, limits)
+    except MCNetError:
+        raise
+    except Exception as exc:  # any failure to read an upload is a bad upload
+        logger.warning("probing the %s failed unexpectedly: %r", what, exc)
+        raise UnsupportedMediaError(
+            f"The {what} could not be read; it may be damaged. Please send another file."
+        ) from exc
+
+
+async def submit_job(request: Request, ctx: SubmitContext) -> str:
+    """Handle one POST /animate; return the new job's id. Raises UploadError/MCNetError."""
+    job_id = str(uuid.uuid4())
+    with tempfile.TemporaryDirectory(dir=ctx.spool_dir, prefix="mcnet-upload-") as folder:
+        form = await receive_form(request, Path(folder), ctx.form_limits)
+        for part, size in form.sizes.items():
+            ctx.metrics.upload_bytes.labels(part).inc(size)
+        missing = [part for part in FILE_PARTS if part not in form.files]
+        if missing:
+            raise UploadError(
+                422,
+                f"Missing file part(s): {', '.join(missing)}. Send the photo as `source` and "
+                "the talking-head video as `driving` (multipart/form-data).",
+            )
+        options = parse_options(form.fields)
+        await _probe(probe_image, form.files["source"], ctx.media_limits, "photo")
+        video = await _probe(probe_video, form.files["driving"], ctx.media_limits, "driving video")
+        check_best_frame(options, video.frames)
+        stored: list[str] = []
+        try:
+            for part in FILE_PARTS:
+                key = input_key(job_id, part)  # type: ignore[arg-type]
+                await run_in_threadpool(ctx.storage.put_file, key, form.files[part], move=True)
+                stored.append(key)
+            await run_in_threadpool(ctx.jobs.submit, job_id, options, video.frames)
+        except BaseException:
+            for key in stored:
+                await run_in_threadpool(ctx.storage.delete, key)
+            raise
+    ctx.metrics.jobs_submitted.inc()
+    logger.info("job %s queued (%d frames)", job_id, video.frames)
+    return job_id

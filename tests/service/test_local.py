@@ -1,0 +1,99 @@
+"""`mcnet serve`: API, one worker and an embedded Redis from one command."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+from service.local import find_redis_server, worker_command
+from tests.service.helpers import ROOT, free_port, make_inputs, submit, wait_for, wait_status
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_serve_runs_everything_and_stops_cleanly(tmp_path: Path) -> None:
+    assert find_redis_server() is not None
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MCNET_", "REDIS_URL"))}
+    env.pop("STORAGE_URL", None)
+    env.update(
+        {
+            "MCNET_MODEL_CONFIG": "tiny",
+            "MCNET_DEVICE": "cpu",
+            "OMP_NUM_THREADS": "1",
+            "PYTHONPATH": str(ROOT),
+        }
+    )
+    data = tmp_path / "data"
+    command = [
+        sys.executable, "-m", "service.cli", "serve", "--demo-weights", "--port", str(port),
+        "--data", str(data), "--worker-metrics-port", "0",
+    ]  # fmt: skip
+    log = open(tmp_path / "serve.log", "wb")  # noqa: SIM115
+    process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+
+            def ready() -> bool:
+                assert process.poll() is None, (tmp_path / "serve.log").read_text()
+                try:
+                    return client.get("/readyz").status_code == 200
+                except httpx.HTTPError:
+                    return False
+
+            wait_for(ready, 90, "mcnet serve to be ready", 0.2)
+            source, driving = make_inputs(tmp_path, frames=2)
+            job_id = submit(client, source, driving).json()["id"]
+            assert wait_status(client, job_id, timeout=90)["status"] == "finished"
+            assert client.get(f"/jobs/{job_id}/result").status_code == 200
+        assert (data / "files" / "results" / f"{job_id}.mp4").is_file()
+        assert list((data / "redis").rglob("*.aof*")), "Redis persists with AOF"
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(60) == 0, (tmp_path / "serve.log").read_text()
+        assert not _port_open(port)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        log.close()
+    text = (tmp_path / "serve.log").read_text()
+    assert "embedded Redis" in text
+
+
+def test_serve_refuses_to_start_without_a_model(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MCNET_")}
+    env["PYTHONPATH"] = str(ROOT)
+    answer = subprocess.run(
+        [sys.executable, "-m", "service.cli", "serve", "--data", str(tmp_path)],
+        env=env, cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert answer.returncode == 2
+    assert "--demo-weights" in answer.stderr
+
+
+def test_worker_command_passes_model_options_through() -> None:
+    class Args:
+        demo_weights = True
+        checkpoint = Path("/models/mcnet.pth.tar")
+        device = "cuda"
+        precision = "fp16"
+        batch_size = 8
+        worker_metrics_port = 9200
+
+    command = worker_command(Args())  # type: ignore[arg-type]
+    assert command[1:4] == ["-m", "service.cli", "worker"]
+    assert "--demo-weights" in command
+    joined = " ".join(command)
+    for part in ("--checkpoint /models/mcnet.pth.tar", "--device cuda", "--precision fp16",
+                 "--batch-size 8", "--metrics-port 9200"):  # fmt: skip
+        assert part in joined

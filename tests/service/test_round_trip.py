@@ -1,0 +1,179 @@
+"""Through the API and a real worker: a job from upload to a playable MP4; cancel; SIGTERM."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from service.jobs import STAGES
+from service.storage import FileStorage, input_key
+from tests.media_factory import probe_output
+from tests.service.conftest import Stack
+from tests.service.helpers import make_inputs, submit, wait_for, wait_status
+
+STATES = ("queued", "started", "finished")
+
+
+def _progress_key(body: dict[str, Any]) -> tuple[int, int, int]:
+    progress = body["progress"]
+    return (
+        STATES.index(body["status"]),
+        STAGES.index(progress["stage"]),
+        progress["frames_done"],
+    )
+
+
+def test_round_trip_ends_in_a_playable_mp4(stack: Stack, tmp_path: Path) -> None:
+    stack.start_worker()
+    source, driving = make_inputs(tmp_path, frames=4)
+    with stack.api() as client:
+        answer = submit(client, source, driving, seed="7")
+        assert answer.status_code == 202, answer.text
+        body = answer.json()
+        job_id = body["id"]
+        assert body["status"] == "queued"
+        assert answer.headers["location"] == f"/jobs/{job_id}"
+        assert body["links"]["result"] == f"/jobs/{job_id}/result"
+
+        seen: list[dict[str, Any]] = []
+        final = wait_status(client, job_id, timeout=90, seen=seen)
+        assert final["status"] == "finished", final
+        assert final["error"] is None
+        assert final["result_url"] == f"/jobs/{job_id}/result"
+        assert final["progress"] == {"stage": "done", "frames_done": 4, "frames_total": 4}
+        assert final["options"]["seed"] == 7 and final["options"]["crop"] == "none"
+        assert final["created_at"] and final["started_at"] and final["ended_at"]
+        keys = [_progress_key(b) for b in seen]
+        assert keys == sorted(keys), "progress went backwards"
+        assert all(b["progress"]["frames_total"] in (0, 4) for b in seen)
+
+        result = client.get(f"/jobs/{job_id}/result")
+        assert result.status_code == 200
+        assert result.headers["content-type"] == "video/mp4"
+        assert result.headers["accept-ranges"] == "bytes"
+        mp4 = tmp_path / "result.mp4"
+        mp4.write_bytes(result.content)
+        probed = probe_output(mp4)
+        assert probed.frames == 4
+        assert (probed.width, probed.height) == (256, 256)
+        assert probed.video_codec == "h264"
+
+        part = client.get(f"/jobs/{job_id}/result", headers={"Range": "bytes=100-199"})
+        assert part.status_code == 206
+        assert part.headers["content-range"] == f"bytes 100-199/{len(result.content)}"
+        assert part.content == result.content[100:200]
+        tail = client.get(f"/jobs/{job_id}/result", headers={"Range": "bytes=-10"})
+        assert tail.status_code == 206 and tail.content == result.content[-10:]
+        past = client.get(f"/jobs/{job_id}/result", headers={"Range": "bytes=99999999-"})
+        assert past.status_code == 416 and "detail" in past.json()
+        head = client.head(f"/jobs/{job_id}/result")
+        assert head.status_code == 200
+        assert head.headers["content-length"] == str(len(result.content))
+
+        assert client.get("/readyz").status_code == 200
+        metrics = client.get("/metrics").text
+        assert "mcnet_jobs_submitted_total 1.0" in metrics
+        assert 'mcnet_jobs{status="finished"} 1.0' in metrics
+        assert "mcnet_queue_depth 0.0" in metrics
+        assert 'route="/animate",status="202"' in metrics
+
+    worker_metrics = stack.workers[0].metrics()
+    assert "mcnet_worker_frames_animated_total 4.0" in worker_metrics
+    assert 'mcnet_worker_jobs_total{outcome="finished"} 1.0' in worker_metrics
+    assert "mcnet_worker_model_load_seconds" in worker_metrics
+    assert "mcnet_worker_busy 0.0" in worker_metrics
+    storage = FileStorage(Path(stack.folder / "store"))
+    assert storage.size(input_key(job_id, "source")) is None, "inputs are deleted once done"
+
+
+def test_cancel_of_a_queued_job(stack: Stack, tmp_path: Path) -> None:
+    source, driving = make_inputs(tmp_path, frames=2)
+    with stack.api() as client:
+        queued = submit(client, source, driving).json()["id"]
+        canceled = client.delete(f"/jobs/{queued}")
+        assert canceled.status_code == 202
+        assert canceled.json()["status"] == "canceled"
+        assert client.delete(f"/jobs/{queued}").status_code == 202  # idempotent
+
+        stack.start_worker()
+        later = submit(client, source, driving).json()["id"]
+        assert wait_status(client, later, timeout=60)["status"] == "finished"
+        body = client.get(f"/jobs/{queued}").json()
+        assert body["status"] == "canceled"
+        assert body["started_at"] is None, "a canceled queued job never runs"
+        result = client.get(f"/jobs/{queued}/result")
+        assert result.status_code == 409 and "canceled" in result.json()["detail"]
+        finished = client.delete(f"/jobs/{later}")
+        assert finished.status_code == 409 and "finished" in finished.json()["detail"]
+
+
+def test_cancel_of_a_running_job(stack: Stack, tmp_path: Path) -> None:
+    worker = stack.start_worker()
+    source, driving = make_inputs(tmp_path, frames=60)
+    with stack.api() as client:
+        job_id = submit(client, source, driving).json()["id"]
+        seen: list[dict[str, Any]] = []
+        try:
+            wait_status(client, job_id, ("started",), timeout=60, seen=seen)
+            wait_for(
+                lambda: client.get(f"/jobs/{job_id}").json()["progress"]["stage"] == "animating",
+                60,
+                "the job to animate",
+            )
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{seen[-3:]}\n{worker.log_text()}") from exc
+        answer = client.delete(f"/jobs/{job_id}")
+        assert answer.status_code == 202
+        final = wait_status(client, job_id, timeout=30)
+        assert final["status"] == "canceled"
+        assert final["progress"]["frames_done"] < 60
+        assert client.get(f"/jobs/{job_id}/result").status_code == 409
+    wait_for(
+        lambda: 'mcnet_worker_jobs_total{outcome="canceled"} 1.0' in worker.metrics(),
+        10,
+        "the canceled outcome metric",
+    )
+
+
+@pytest.mark.parametrize("grace", ["0"])
+def test_sigterm_puts_the_running_job_back_in_the_queue(
+    stack: Stack, tmp_path: Path, grace: str
+) -> None:
+    first = stack.start_worker(MCNET_SHUTDOWN_GRACE=grace)
+    source, driving = make_inputs(tmp_path, frames=16)
+    with stack.api() as client:
+        job_id = submit(client, source, driving).json()["id"]
+        wait_for(
+            lambda: client.get(f"/jobs/{job_id}").json()["progress"]["stage"] == "animating",
+            60,
+            "the job to animate",
+        )
+        first.signal(signal.SIGTERM)
+        first.process.wait(30)
+        assert first.process.returncode == 0, first.log_text()
+        body = client.get(f"/jobs/{job_id}").json()
+        assert body["status"] == "queued", body
+        assert body["progress"]["frames_done"] == 0
+        stack.start_worker()
+        final = wait_status(client, job_id, timeout=90)
+        assert final["status"] == "finished", final
+
+
+def test_bad_input_found_by_the_worker_fails_once_with_a_readable_reason(
+    stack: Stack, tmp_path: Path
+) -> None:
+    worker = stack.start_worker()
+    source, driving = make_inputs(tmp_path, frames=2)  # noise: no face to find
+    with stack.api() as client:
+        job_id = submit(client, source, driving, crop="auto").json()["id"]
+        final = wait_status(client, job_id, timeout=60)
+        assert final["status"] == "failed"
+        assert "No face was found" in final["error"]
+        assert "Traceback" not in final["error"]
+        result = client.get(f"/jobs/{job_id}/result")
+        assert result.status_code == 409 and "No face" in result.json()["detail"]
+    metrics = worker.metrics()
+    assert 'mcnet_worker_jobs_total{outcome="failed"} 1.0' in metrics, "not retried"

@@ -1,0 +1,155 @@
+"""`mcnet animate`: options, the checkpoint rule, demo weights, errors, exit codes."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+import worker.cli as cli
+from service.cli import main as mcnet
+from tests.media_factory import pattern_frame, probe_output, write_image
+
+
+@pytest.fixture(autouse=True)
+def _no_env_checkpoint(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MCNET_CHECKPOINT", raising=False)
+
+
+def test_refuses_without_a_checkpoint(
+    tmp_path: Path, capsys, face_photo: Path, talking_video: Path
+) -> None:
+    code = cli.main([str(face_photo), str(talking_video), "-o", str(tmp_path / "o.mp4")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "harlanhong/ICCV2023-MCNET" in err and "mcnet convert" in err and "--demo-weights" in err
+    assert not (tmp_path / "o.mp4").exists()
+
+
+def test_demo_weights_animate_with_every_option(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog,
+    capsys,
+    face_photo: Path,
+    short_video: Path,
+) -> None:
+    import model.checkpoint
+    from model.config import MCNetConfig
+
+    real = model.checkpoint.demo_networks
+    monkeypatch.setattr(model.checkpoint, "demo_networks", lambda *a, **k: real(MCNetConfig.tiny()))
+    out = tmp_path / "o.mp4"
+    argv = [
+        "animate",
+        str(face_photo),
+        str(short_video),
+        "-o",
+        str(out),
+        "--demo-weights",
+        "--motion",
+        "absolute",
+        "--no-adapt-scale",
+        "--best-frame",
+        "1",
+        "--crop",
+        "auto",
+        "--no-paste-back",
+        "--layout",
+        "result",
+        "--no-audio",
+        "--seed",
+        "3",
+        "--device",
+        "cpu",
+        "--precision",
+        "fp32",
+        "--batch-size",
+        "3",
+        "--crf",
+        "23",
+    ]
+    with caplog.at_level(logging.WARNING):
+        assert mcnet(argv) == 0
+    assert "NOT a trained model" in caplog.text
+    err = capsys.readouterr().err
+    assert "animating" in err and "5/5" in err  # the progress bar
+    probed = probe_output(out)
+    assert (probed.frames, probed.width, probed.height, probed.audio_codec) == (5, 256, 256, None)
+
+
+def test_options_are_parsed_into_job_options() -> None:
+    args = cli.build_parser().parse_args(["a.jpg", "b.mp4", "-o", "o.mp4", "--best-frame", "auto"])
+    options = cli._options(args)
+    assert options.best_frame == "auto" and options.crop == "auto" and options.audio is True
+    args = cli.build_parser().parse_args(["a", "b", "-o", "o", "--crop", "none", "--audio"])
+    assert cli._options(args).effective_paste_back is False
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ["--best-frame", "-1"],
+        ["--best-frame", "soon"],
+        ["--crop", "none", "--paste-back"],
+        ["--crf", "99"],
+    ],
+)
+def test_bad_options_exit_2(tmp_path: Path, extra: list[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        cli.main(["a.jpg", "b.mp4", "-o", str(tmp_path / "o.mp4"), "--demo-weights", *extra])
+    assert info.value.code == 2
+
+
+def test_missing_and_bad_inputs_exit_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog, face_photo: Path
+) -> None:
+    assert (
+        cli.main(["nope.jpg", str(face_photo), "-o", str(tmp_path / "o.mp4"), "--demo-weights"])
+        == 1
+    )
+    import model.checkpoint
+    from model.config import MCNetConfig
+
+    real = model.checkpoint.demo_networks
+    monkeypatch.setattr(model.checkpoint, "demo_networks", lambda *a, **k: real(MCNetConfig.tiny()))
+    blank = write_image(tmp_path / "blank.png", pattern_frame(0, 64, 64))
+    with caplog.at_level(logging.ERROR):
+        code = cli.main(
+            [
+                str(blank),
+                str(face_photo),
+                "-o",
+                str(tmp_path / "o.mp4"),
+                "--demo-weights",
+                "--device",
+                "cpu",
+                "--no-progress",
+            ]
+        )
+    assert code == 1
+    assert "driving video" in caplog.text  # a photo is not a driving video
+
+
+def test_help(capsys) -> None:
+    with pytest.raises(SystemExit) as info:
+        cli.main(["--help"])
+    assert info.value.code == 0
+    text = capsys.readouterr().out
+    for option in (
+        "--motion",
+        "--adapt-scale",
+        "--best-frame",
+        "--crop",
+        "--paste-back",
+        "--layout",
+        "--audio",
+        "--seed",
+        "--checkpoint",
+        "--device",
+        "--precision",
+        "--batch-size",
+        "--demo-weights",
+    ):
+        assert option in text

@@ -1,0 +1,80 @@
+"""Paste-back geometry: an animated crop lands where its face was in the photo."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from service.errors import InvalidInputError
+from tests.media_factory import face_image
+from worker.face import CropBox, FaceDetector, source_crop
+from worker.paste import FEATHER, Paster, even_canvas, feather_mask
+
+
+def test_feather_mask_shape() -> None:
+    mask = feather_mask(100)
+    assert mask.shape == (100, 100) and mask.dtype == np.float32
+    inner = int(np.ceil(FEATHER * 100))
+    assert (mask[inner:-inner, inner:-inner] == 1).all()
+    assert mask[0, 0] < 0.01 and mask[0, 50] < 0.05 and mask[50, 0] < 0.05
+    assert np.allclose(mask, mask.T) and np.allclose(mask, mask[::-1, ::-1])
+    row = mask[50, :50]
+    assert (np.diff(row) >= 0).all()
+
+
+def test_even_canvas() -> None:
+    assert even_canvas(np.zeros((221, 301, 3), np.uint8)).shape == (220, 300, 3)
+    assert even_canvas(np.zeros((1000, 4000, 3), np.uint8)).shape == (480, 1920, 3)
+    with pytest.raises(InvalidInputError, match="too small"):
+        even_canvas(np.zeros((1, 10, 3), np.uint8))
+
+
+def test_pasting_the_crop_itself_gives_the_photo_back() -> None:
+    canvas = even_canvas(face_image(301, 221, 150, 100, 45))
+    box = source_crop(canvas, FaceDetector())
+    paster = Paster(canvas, box)
+    out = paster.paste(box.cut(canvas))
+    assert out.shape == canvas.shape
+    assert float(np.abs(out.astype(float) - canvas.astype(float)).mean()) < 1.0
+    outside = np.ones(canvas.shape[:2], bool)
+    outside[box.y : box.y + box.side, box.x : box.x + box.side] = False
+    assert np.array_equal(out[outside], canvas[outside])
+
+
+def test_a_face_lands_back_where_it_was() -> None:
+    """Move the face inside the 256 crop by a known amount, paste back, find it again."""
+    detector = FaceDetector()
+    canvas = even_canvas(face_image(640, 480, 420, 200, 60))
+    box = source_crop(canvas, detector)
+    crop = box.cut(canvas)
+    before = detector.largest(canvas)
+    assert before is not None
+    out = Paster(canvas, box).paste(crop)
+    after = detector.largest(out)
+    assert after is not None
+    # YuNet's own jitter on a resampled picture is a pixel or two
+    assert (
+        abs(after.center[0] - before.center[0]) < 3 and abs(after.center[1] - before.center[1]) < 3
+    )
+    # a crop whose face is shifted 16 px right (in 256 space) lands shifted by 16 * side / 256
+    shifted = np.roll(crop, 16, axis=1)
+    moved = detector.largest(Paster(canvas, box).paste(shifted))
+    assert moved is not None
+    expected = before.center[0] + 16 * box.side / 256
+    assert abs(moved.center[0] - expected) < 4
+
+
+def test_marker_at_the_crop_centre_lands_at_the_box_centre() -> None:
+    canvas = np.zeros((200, 300, 3), np.uint8)
+    box = CropBox(150, 40, 128)
+    crop = np.zeros((256, 256, 3), np.uint8)
+    crop[120:136, 120:136] = 255  # 16 px square at the crop's centre
+    out = Paster(canvas, box).paste(crop)
+    ys, xs = np.nonzero(out[..., 0] > 128)
+    assert abs(xs.mean() - (150 + 64)) < 1 and abs(ys.mean() - (40 + 64)) < 1
+    assert xs.max() - xs.min() + 1 == pytest.approx(8, abs=1)
+
+
+def test_box_outside_the_photo_is_refused() -> None:
+    with pytest.raises(ValueError):
+        Paster(np.zeros((100, 100, 3), np.uint8), CropBox(60, 0, 50))

@@ -1,0 +1,1 @@
+"""Media I/O: streamed video decoding, photo loading and MP4 encoding (PyAV, Pillow)."""

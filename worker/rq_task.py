@@ -1,0 +1,221 @@
+"""The RQ job function `animate_job`, run by `mcnet worker` (worker.rq_worker).
+
+The API enqueues it by its dotted path, `worker.rq_task.animate_job`, with the job id,
+the validated options and the driving video's frame count. It fetches the inputs from
+storage into a temporary folder, runs `worker.task.run_animation` with the worker's
+animator (loaded once, passed in through a context variable the worker sets around each
+job), reports progress into the job's meta and the worker's metrics, checks the cancel
+flag between batches, and stores the MP4 atomically. Domain errors propagate: the worker
+records their message as the job's readable failure reason.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from redis import Redis
+from redis.exceptions import RedisError
+from rq import get_current_job
+from rq.job import Job
+
+from service.errors import InvalidInputError, JobCanceledError
+from service.jobs import JobProgress, cancel_requested
+from service.metrics import WorkerMetrics
+from service.options import JobOptions
+from service.storage import ObjectMissingError, Storage, input_key, result_key
+from worker.task import Progress, run_animation
+
+if TYPE_CHECKING:
+    from model.animator import Animator
+
+logger = logging.getLogger(__name__)
+
+_PROGRESS_EVERY_S = 0.25
+_CANCEL_EVERY_S = 0.2
+
+
+class ShutdownRequeueError(Exception):
+    """The worker is shutting down: the job stopped between batches and goes back to the queue."""
+
+
+@dataclass(frozen=True)
+class WorkerContext:
+    """What a job needs from the worker that runs it."""
+
+    animator: Animator
+    storage: Storage
+    connection: Redis
+    metrics: WorkerMetrics
+    should_stop: Callable[[], bool]
+    work_dir: Path | None = None
+    media_settings: Any = None
+
+
+_CONTEXT: contextvars.ContextVar[WorkerContext] = contextvars.ContextVar("mcnet_worker_context")
+
+
+@contextmanager
+def worker_context(context: WorkerContext) -> Iterator[None]:
+    """Make `context` the one `animate_job` uses while the block runs."""
+    token = _CONTEXT.set(context)
+    try:
+        yield
+    finally:
+        _CONTEXT.reset(token)
+
+
+class ProgressReporter:
+    """Progress into job meta (throttled, never going back) and into the worker's gauges."""
+
+    def __init__(self, job: Job | None, metrics: WorkerMetrics, frames_total: int) -> None:
+        self.job = job
+        self.metrics = metrics
+        self.last = JobProgress("queued", 0, frames_total)
+        self._written_at = 0.0
+        self._batch_started = time.perf_counter()
+        self._lock = threading.Lock()
+        metrics.frames_done.set(0)
+        metrics.frames_total.set(frames_total)
+
+    def update(self, progress: Progress) -> None:
+        """Callback of `run_animation`: one update per stage change or frame batch."""
+        total = progress.frames_total or self.last.frames_total
+        current = JobProgress(progress.stage, progress.frames_done, total)
+        with self._lock:
+            previous = self.last
+            if current.key() < previous.key():
+                return
+            now = time.perf_counter()
+            if current.stage == "animating":
+                done = current.frames_done - (
+                    previous.frames_done if previous.stage == "animating" else 0
+                )
+                if done > 0:
+                    self.metrics.frames.inc(done)
+                    self.metrics.batch_seconds.observe(now - self._batch_started)
+            self._batch_started = now
+            self.last = current
+            self.metrics.frames_done.set(current.frames_done)
+            self.metrics.frames_total.set(current.frames_total)
+            due = (
+                current.stage != previous.stage
+                or current.frames_done >= current.frames_total
+                or now - self._written_at >= _PROGRESS_EVERY_S
+            )
+            if due:
+                self._write(current)
+                self._written_at = now
+
+    def _write(self, progress: JobProgress) -> None:
+        if self.job is None:
+            return
+        self.job.meta["progress"] = progress.as_dict()
+        try:
+            self.job.save_meta()
+        except RedisError as exc:
+            logger.warning("job %s: progress not saved: %s", self.job.id, exc)
+
+
+class StopCheck:
+    """`should_cancel` of the task: the cancel flag (read at most every 0.2 s) or shutdown."""
+
+    def __init__(self, canceled: Callable[[], bool], shutting_down: Callable[[], bool]) -> None:
+        self._canceled = canceled
+        self._shutting_down = shutting_down
+        self._checked_at = float("-inf")
+        self.reason: str | None = None
+
+    def __call__(self) -> bool:
+        if self.reason is not None:
+            return True
+        if self._shutting_down():
+            self.reason = "shutdown"
+            return True
+        now = time.monotonic()
+        if now - self._checked_at >= _CANCEL_EVERY_S:
+            self._checked_at = now
+            try:
+                if self._canceled():
+                    self.reason = "canceled"
+            except RedisError as exc:
+                logger.warning("cancel flag not readable: %s", exc)
+        return self.reason is not None
+
+
+def animate_job(job_id: str, options: dict[str, Any], frames: int) -> dict[str, Any]:
+    """Animate the stored inputs of `job_id`; store `results/<id>.mp4`; return a summary.
+
+    Raises service.errors exceptions for bad inputs, JobCanceledError when canceled, and
+    ShutdownRequeueError when the worker is shutting down and the job must run again.
+    """
+    context = _CONTEXT.get(None)
+    if context is None:
+        raise RuntimeError("animate_job runs inside `mcnet worker`, which loads the model")
+    job = get_current_job()
+    connection = context.connection
+    if cancel_requested(connection, job_id):
+        raise JobCanceledError("The job was canceled before it started.")
+    job_options = JobOptions.model_validate(options)
+    reporter = ProgressReporter(job, context.metrics, frames)
+    should_cancel = StopCheck(lambda: cancel_requested(connection, job_id), context.should_stop)
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(dir=context.work_dir, prefix="mcnet-job-") as folder:
+        source, driving = Path(folder) / "source", Path(folder) / "driving"
+        output = Path(folder) / "result.mp4"
+        _fetch(context.storage, job_id, source, driving)
+        try:
+            summary = run_animation(
+                source,
+                driving,
+                output,
+                job_options,
+                context.animator,
+                progress=reporter.update,
+                should_cancel=should_cancel,
+                settings=context.media_settings,
+            )
+        except JobCanceledError:
+            if should_cancel.reason == "shutdown":
+                raise ShutdownRequeueError("the worker is shutting down") from None
+            raise
+        if cancel_requested(connection, job_id):
+            raise JobCanceledError("The job was canceled before its result was stored.")
+        size = output.stat().st_size
+        context.storage.put_file(result_key(job_id), output, move=True)
+    context.storage.delete_inputs(job_id)
+    reporter.update(Progress("done", reporter.last.frames_total, reporter.last.frames_total))
+    seconds = time.perf_counter() - started
+    logger.info("job %s: %d frames in %.1f s (%d bytes)", job_id, frames, seconds, size)
+    return {
+        "result": result_key(job_id),
+        "bytes": size,
+        "seconds": round(seconds, 3),
+        **_fields(summary),
+    }
+
+
+def _fetch(storage: Storage, job_id: str, source: Path, driving: Path) -> None:
+    try:
+        storage.get_file(input_key(job_id, "source"), source)
+        storage.get_file(input_key(job_id, "driving"), driving)
+    except ObjectMissingError as exc:
+        raise InvalidInputError(
+            "The uploaded files of this job are gone (expired or removed); please submit it again."
+        ) from exc
+
+
+def _fields(summary: Any) -> dict[str, Any]:
+    """JSON-safe scalar fields of the task's result (frames, fps, ...)."""
+    raw = getattr(summary, "__dict__", None) or {}
+    if hasattr(summary, "__dataclass_fields__"):
+        raw = {name: getattr(summary, name) for name in summary.__dataclass_fields__}
+    return {k: v for k, v in raw.items() if isinstance(v, int | float | str | bool) or v is None}

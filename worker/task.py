@@ -1,0 +1,303 @@
+"""One animation job, from the uploaded files to the finished MP4: used by the CLI and the worker.
+
+Stages (reported through `progress`): probing (read and check the inputs), cropping (one
+pass over the driving video: frame count, rate, the clip's crop box; best_frame=auto is a
+second pass), animating (decode, crop, animate in batches, paste back, encode: streamed),
+encoding (flush, sound up to the video's end, faststart), done. The result is written
+under a temporary name in the output's folder and renamed, so nobody sees half a file.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from service.errors import InvalidOptionsError, JobCanceledError
+from service.media_probe import probe_video
+from service.options import JobOptions
+from worker.driving import DrivingScan, driving_frames, model_inputs, scan_driving
+from worker.face import CropBox, FaceDetector, resize_square, source_crop
+from worker.layout import SideBySide
+from worker.media.encode import Mp4Writer
+from worker.media.images import load_image
+from worker.media.settings import MediaSettings
+from worker.paste import Paster, even_canvas
+
+if TYPE_CHECKING:
+    from model.animator import Animator
+
+__all__ = ["MediaSettings", "Progress", "TaskResult", "run_animation"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a job is: stage is probing, cropping, animating, encoding or done."""
+
+    stage: str
+    frames_done: int
+    frames_total: int
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """What `run_animation` wrote."""
+
+    output_path: Path
+    frames: int
+    fps: float
+    width: int
+    height: int
+    has_audio: bool
+    reference_frame: int | None  # the driving frame relative motion was measured from
+    seconds: float
+
+
+@dataclass
+class _Job:
+    """Callbacks of one run: progress reports and the cancel check."""
+
+    progress: Callable[[Progress], None] | None
+    should_cancel: Callable[[], bool] | None
+
+    def report(self, stage: str, done: int, total: int) -> None:
+        if self.progress is not None:
+            self.progress(Progress(stage, done, total))
+
+    def check_cancel(self) -> None:
+        if self.should_cancel is not None and self.should_cancel():
+            raise JobCanceledError("The job was canceled.")
+
+    def ticker(
+        self, stage: str, total: int, every: int = 1, offset: int = 0
+    ) -> Callable[[int], None]:
+        """A per-frame callback: cancel check, and a progress report every `every` frames
+        (`offset` + frames done, of `total`: a stage of two passes counts on)."""
+
+        def tick(done: int) -> None:
+            self.check_cancel()
+            if done % every == 0:
+                self.report(stage, offset + done, max(total, offset + done))
+
+        return tick
+
+
+def _temp_path(output_path: Path) -> Path:
+    return output_path.with_name(f".{output_path.name}.{uuid.uuid4().hex[:12]}.part")
+
+
+def _reference(
+    options: JobOptions,
+    animator: Animator,
+    source: np.ndarray,
+    driving_path: Path,
+    scan: DrivingScan,
+    settings: MediaSettings,
+    job: _Job,
+) -> tuple[int | None, np.ndarray | None]:
+    """The index and 256 crop of the frame relative motion is measured from (None: first)."""
+    if options.best_frame == "none":
+        return None, None
+    if options.best_frame == "auto":
+        tick = job.ticker("cropping", 2 * scan.frames, every=16, offset=scan.frames)
+        index = animator.best_frame(source, model_inputs(driving_path, scan, settings, tick))
+        logger.info("best frame: %d", index)
+    else:
+        index = int(options.best_frame)
+        if index >= scan.frames:
+            raise InvalidOptionsError(
+                f"best_frame={index}, but the driving video has only {scan.frames} frames "
+                f"(0 to {scan.frames - 1})."
+            )
+    frames = model_inputs(driving_path, scan, settings, lambda _: job.check_cancel())
+    try:
+        reference = next(itertools.islice(frames, index, None))
+    finally:
+        frames.close()
+    return index, reference
+
+
+def run_animation(
+    source_path: Path,
+    driving_path: Path,
+    output_path: Path,
+    options: JobOptions,
+    animator: Animator,
+    *,
+    progress: Callable[[Progress], None] | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+    settings: MediaSettings | None = None,
+) -> TaskResult:
+    """Animate the photo at `source_path` with the video at `driving_path` into an MP4.
+
+    Raises service.errors: NoFaceError("source"|"driving"), InvalidInputError and its
+    subclasses UnsupportedMediaError / InputTooLargeError, InvalidOptionsError (a best_frame
+    past the end), JobCanceledError (should_cancel() returned true; checked every frame).
+    """
+    started = time.monotonic()
+    settings = settings or MediaSettings()
+    source_path, driving_path, output_path = (
+        Path(source_path),
+        Path(driving_path),
+        Path(output_path),
+    )
+    job = _Job(progress, should_cancel)
+
+    job.report("probing", 0, 0)
+    image = load_image(source_path, settings.limits, max_side=settings.max_output_side)
+    info = probe_video(driving_path, settings.limits)
+    job.check_cancel()
+
+    passes = 2 if options.best_frame == "auto" else 1  # best_frame=auto: a second pass
+    job.report("cropping", 0, info.frames * passes)
+    paste_back = options.effective_paste_back
+    detector = FaceDetector() if options.crop == "auto" else None
+    box = None
+    if detector is not None:
+        canvas = even_canvas(image, settings.max_output_side)
+        box = source_crop(canvas, detector)
+        source = box.cut(canvas)
+        logger.info("source: %dx%d, face crop %s", canvas.shape[1], canvas.shape[0], box)
+    else:
+        canvas, source = image, resize_square(image)
+    scan = scan_driving(
+        driving_path,
+        settings,
+        detector=detector,
+        estimate=info.frames,
+        tick=job.ticker("cropping", info.frames * passes, every=16),
+    )
+    reference_index, reference = _reference(
+        options, animator, source, driving_path, scan, settings, job
+    )
+
+    composer = _Composer.plan(options, canvas, box if paste_back else None, source, scan, settings)
+    width, height = composer.width, composer.height
+
+    temp = _temp_path(output_path)
+    audio_from = driving_path if options.audio and info.has_audio else None
+    try:
+        with Mp4Writer(
+            temp,
+            width,
+            height,
+            scan.fps,
+            settings=settings.encode,
+            audio_from=audio_from,
+            audio_start=scan.start,
+        ) as writer:
+            frames = driving_frames(driving_path, scan, settings, lambda _: job.check_cancel())
+            _animate(
+                writer, animator, options, source, reference, frames, composer, job, scan.frames
+            )
+            job.report("encoding", writer.frames, scan.frames)
+        os.replace(temp, output_path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    job.report("done", writer.frames, writer.frames)
+    seconds = time.monotonic() - started
+    logger.info("wrote %s: %d frames in %.1f s", output_path, writer.frames, seconds)
+    return TaskResult(
+        output_path=output_path,
+        frames=writer.frames,
+        fps=float(scan.fps),
+        width=width,
+        height=height,
+        has_audio=writer.has_audio,
+        reference_frame=reference_index,
+        seconds=seconds,
+    )
+
+
+@dataclass
+class _Composer:
+    """Turns each animated 256 crop into an output frame: pasted back and/or laid out."""
+
+    paster: Paster | None
+    layout: SideBySide | None
+    width: int
+    height: int
+
+    @classmethod
+    def plan(
+        cls,
+        options: JobOptions,
+        canvas: np.ndarray,
+        box: CropBox | None,
+        source: np.ndarray,
+        scan: DrivingScan,
+        settings: MediaSettings,
+    ) -> _Composer:
+        """Output geometry: the photo's (paste-back) or the crop's, alone or side by side."""
+        paster = Paster(canvas, box) if box is not None else None
+        result = canvas.shape if paster is not None else source.shape
+        if options.layout != "side_by_side":
+            return cls(paster, None, result[1], result[0])
+        if paster is not None:  # the photo | the full driving frame | the pasted result
+            layout = SideBySide(canvas, min(canvas.shape[0], settings.side_by_side_max_height))
+            width, height = layout.size((scan.height, scan.width, 3), result)
+        else:  # three 256 crops, as the official demo writes
+            layout = SideBySide(source, source.shape[0])
+            width, height = layout.size(source.shape, source.shape)
+        return cls(paster, layout, width, height)
+
+    def compose(self, animated: np.ndarray, full: np.ndarray, crop: np.ndarray) -> np.ndarray:
+        """The output frame of one animated crop and the driving frame it came from."""
+        result = self.paster.paste(animated) if self.paster is not None else animated
+        if self.layout is None:
+            return result
+        return self.layout.compose(full if self.paster is not None else crop, result)
+
+
+def _animate(
+    writer: Mp4Writer,
+    animator: Animator,
+    options: JobOptions,
+    source: np.ndarray,
+    reference: np.ndarray | None,
+    driving: Iterator[tuple[np.ndarray, np.ndarray]],
+    composer: _Composer,
+    job: _Job,
+    total: int,
+) -> None:
+    """Stream: decoded (frame, crop) pairs -> animate in batches -> compose -> encode."""
+    pending: deque[tuple[np.ndarray, np.ndarray]] = deque()  # frames the model holds
+
+    def inputs() -> Iterator[np.ndarray]:
+        for full, crop in driving:
+            if composer.layout is not None:
+                pending.append((full, crop))
+            yield crop
+
+    job.report("animating", 0, total)
+    frames = animator.animate(
+        source,
+        inputs(),
+        relative=options.motion == "relative",
+        adapt_scale=options.adapt_scale,
+        reference=reference,
+        seed=options.seed,
+    )
+    try:
+        for animated in frames:
+            full, crop = pending.popleft() if pending else (animated, animated)
+            writer.write(composer.compose(animated, full, crop))
+            if writer.frames % animator.batch_size == 0 or writer.frames == total:
+                job.report("animating", writer.frames, total)
+            job.check_cancel()
+    finally:
+        close = getattr(frames, "close", None)
+        if close is not None:
+            close()
