@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Literal
@@ -220,7 +220,7 @@ class Animator:
         reference: np.ndarray | None = None,
         seed: int = 0,
         progress: ProgressCallback | None = None,
-    ) -> Iterator[np.ndarray]:
+    ) -> Generator[np.ndarray, None, None]:
         """Yields one `H x W x 3` uint8 frame per driving frame (see `animate_batches`)."""
         for batch in self.animate_batches(
             source,

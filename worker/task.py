@@ -32,6 +32,7 @@ from worker.media.encode import Mp4Writer
 from worker.media.images import load_image
 from worker.media.settings import MediaSettings
 from worker.paste import Paster, even_canvas
+from worker.pipeline import BackgroundWriter, prefetch
 
 if TYPE_CHECKING:
     from model.animator import Animator
@@ -274,9 +275,11 @@ def _animate(
 ) -> None:
     """Stream: decoded (frame, crop) pairs -> animate in batches -> compose -> encode."""
     pending: deque[tuple[np.ndarray, np.ndarray]] = deque()  # frames the model holds
+    depth = 2 * animator.batch_size  # decoded and composed frames in flight, each way
+    decoded = prefetch(driving, depth)  # decoding and cropping on their own thread
 
     def inputs() -> Iterator[np.ndarray]:
-        for full, crop in driving:
+        for full, crop in decoded:
             if composer.layout is not None:
                 pending.append((full, crop))
             yield crop
@@ -290,14 +293,20 @@ def _animate(
         reference=reference,
         seed=options.seed,
     )
+
+    def compose_and_write(item: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+        writer.write(composer.compose(*item))
+
+    done = 0
     try:
-        for animated in frames:
-            full, crop = pending.popleft() if pending else (animated, animated)
-            writer.write(composer.compose(animated, full, crop))
-            if writer.frames % animator.batch_size == 0 or writer.frames == total:
-                job.report("animating", writer.frames, total)
-            job.check_cancel()
+        with BackgroundWriter(compose_and_write, depth) as output:
+            for animated in frames:
+                full, crop = pending.popleft() if pending else (animated, animated)
+                output.submit((animated, full, crop))
+                done += 1
+                if done % animator.batch_size == 0 or done == total:
+                    job.report("animating", done, total)
+                job.check_cancel()
     finally:
-        close = getattr(frames, "close", None)
-        if close is not None:
-            close()
+        frames.close()
+        decoded.close()
