@@ -18,10 +18,8 @@ Prints a table and writes JSON. Ratios are against the baseline measured in the 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import math
-import os
 import platform
 import resource
 import sys
@@ -41,6 +39,7 @@ from model.animator import Animator, animate_frame_by_frame  # noqa: E402
 from model.checkpoint import demo_networks, load_networks  # noqa: E402
 from model.config import MCNetConfig  # noqa: E402
 from model.networks import MCNet  # noqa: E402
+from tests.conformance_fixture import fixture_networks, fixture_path, load_fixture  # noqa: E402
 
 
 @dataclass
@@ -69,27 +68,6 @@ def synthetic_frames(count: int, seed: int, size: int = 256) -> np.ndarray:
         )
         out[i] = (np.clip(image, 0, 1) * 255).astype(np.uint8)
     return out
-
-
-def fixture_networks() -> MCNet | None:
-    """The conformance fixture's weights (fill.py), as the published baseline used."""
-    fixture = Path(
-        os.environ.get("MCNET_FIXTURE", REPO.parent / "shared/conformance/mcnet_vox256_fixture.npz")
-    )
-    if not fixture.is_file():
-        return None
-    spec = importlib.util.spec_from_file_location("fill", fixture.parent / "fill.py")
-    if spec is None or spec.loader is None:
-        return None
-    fill = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(fill)
-    prefixes = np.load(fixture)
-    networks = MCNet()
-    for part in ("generator", "kp_detector"):
-        module = getattr(networks, part)
-        prefix = str(prefixes[f"{part}_prefix"])
-        module.load_state_dict(fill.fill_state_dict(module.state_dict(), prefix), strict=True)
-    return networks
 
 
 def sync(device: torch.device) -> None:
@@ -251,8 +229,9 @@ def main() -> int:
     config = MCNetConfig.named(args.config)
     if args.checkpoint:
         networks, weights = load_networks(args.checkpoint, config), args.checkpoint
-    elif args.config == "full" and (filled := fixture_networks()) is not None:
-        networks, weights = filled, "conformance fixture (fill.py)"
+    elif args.config == "full" and fixture_path().is_file():
+        networks = fixture_networks(load_fixture())
+        weights = "conformance fixture (fill.py)"
     else:
         networks, weights = demo_networks(config), "demo (untrained)"
     rows = model_rows(args, networks, device)

