@@ -27,7 +27,7 @@ from redis.exceptions import RedisError
 
 from service.api_main import configure_logging, serve
 from service.jobs import JobQueue
-from service.settings import ApiSettings
+from service.settings import ApiSettings, add_model_options
 
 logger = logging.getLogger(__name__)
 
@@ -149,13 +149,7 @@ def _parser() -> argparse.ArgumentParser:
         help="folder for uploads, results and Redis's AOF when STORAGE_URL/REDIS_URL are "
         "unset (default ./mcnet-data)",
     )
-    parser.add_argument("--checkpoint", type=Path, help="MCNet checkpoint (MCNET_CHECKPOINT)")
-    parser.add_argument(
-        "--demo-weights", action="store_true", help="untrained weights: try it without a checkpoint"
-    )
-    parser.add_argument("--device", choices=["auto", "cuda", "cpu"], help="MCNET_DEVICE")
-    parser.add_argument("--precision", choices=["fp32", "fp16"], help="MCNET_PRECISION")
-    parser.add_argument("--batch-size", type=int, help="MCNET_BATCH_SIZE")
+    add_model_options(parser)
     parser.add_argument(
         "--worker-metrics-port", type=int, default=None, help="worker /metrics port (0: off)"
     )

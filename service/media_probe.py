@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import av
 import av.error
@@ -86,8 +86,16 @@ def check_image_size(width: int, height: int, limits: MediaLimits) -> None:
         )
 
 
-def probe_image(path: str | os.PathLike[str], limits: MediaLimits | None = None) -> ImageInfo:
-    """Check that `path` is a JPEG/PNG/WebP photo within `limits` and decodes completely.
+class Photo(NamedTuple):
+    """A decoded photo, upright by its EXIF orientation, with its file's format and mode."""
+
+    image: Image.Image
+    format: str
+    mode: str
+
+
+def open_photo(path: str | os.PathLike[str], limits: MediaLimits | None = None) -> Photo:
+    """Open, check and decode the photo at `path` (JPEG, PNG or WebP within `limits`).
 
     Raises UnsupportedMediaError (another kind of file), InputTooLargeError (over a
     limit, checked from the header before decoding) or InvalidInputError (empty, damaged).
@@ -103,8 +111,7 @@ def probe_image(path: str | os.PathLike[str], limits: MediaLimits | None = None)
                 )
             check_image_size(img.width, img.height, limits)
             img.load()
-            oriented = ImageOps.exif_transpose(img)
-            return ImageInfo(oriented.width, oriented.height, str(img.format), img.mode)
+            return Photo(ImageOps.exif_transpose(img), str(img.format), img.mode)
     except Image.DecompressionBombError as exc:
         raise InputTooLargeError("The photo declares far too many pixels.") from exc
     except UnidentifiedImageError as exc:
@@ -113,6 +120,13 @@ def probe_image(path: str | os.PathLike[str], limits: MediaLimits | None = None)
         ) from exc
     except (OSError, ValueError, SyntaxError) as exc:
         raise InvalidInputError(f"The photo is damaged or truncated ({exc}).") from exc
+
+
+def probe_image(path: str | os.PathLike[str], limits: MediaLimits | None = None) -> ImageInfo:
+    """Check that `path` is a JPEG/PNG/WebP photo within `limits` and decodes completely
+    (see `open_photo` for the errors)."""
+    photo = open_photo(path, limits)
+    return ImageInfo(photo.image.width, photo.image.height, photo.format, photo.mode)
 
 
 def _looks_like_video(path: Path) -> bool:

@@ -10,6 +10,7 @@ setting is `MCNET_<FIELD NAME>` (for example `MCNET_MAX_VIDEO_BYTES`).
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -158,3 +159,14 @@ class WorkerSettings(QueueSettings):
     work_dir: Path | None = Field(
         default=None, description="Where a job's files are kept while it runs (default: temp)."
     )
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    """The worker's model options, shared by `mcnet worker` and `mcnet serve`."""
+    parser.add_argument("--checkpoint", type=Path, help="MCNet checkpoint (MCNET_CHECKPOINT)")
+    parser.add_argument(
+        "--demo-weights", action="store_true", help="untrained weights: try it without a checkpoint"
+    )
+    parser.add_argument("--device", choices=["auto", "cuda", "cpu"], help="MCNET_DEVICE")
+    parser.add_argument("--precision", choices=["fp32", "fp16"], help="MCNET_PRECISION")
+    parser.add_argument("--batch-size", type=int, help="MCNET_BATCH_SIZE")

@@ -26,7 +26,6 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, start_http_server
@@ -43,7 +42,7 @@ from rq.worker import WorkerStatus
 from service.errors import JobCanceledError, MCNetError
 from service.jobs import SERIALIZER, JobProgress, JobQueue
 from service.metrics import WorkerMetrics
-from service.settings import WorkerSettings
+from service.settings import WorkerSettings, add_model_options
 from service.storage import Storage, StorageError, open_storage
 from worker.rq_task import ShutdownRequeueError, WorkerContext, worker_context
 
@@ -283,13 +282,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Run one animation worker (RQ). Settings come from the environment "
         "(REDIS_URL, STORAGE_URL, MCNET_*); options given here override them.",
     )
-    parser.add_argument("--checkpoint", type=Path, help="MCNet checkpoint (MCNET_CHECKPOINT)")
-    parser.add_argument(
-        "--demo-weights", action="store_true", help="untrained weights, no checkpoint needed"
-    )
-    parser.add_argument("--device", choices=["auto", "cuda", "cpu"], help="MCNET_DEVICE")
-    parser.add_argument("--precision", choices=["fp32", "fp16"], help="MCNET_PRECISION")
-    parser.add_argument("--batch-size", type=int, help="MCNET_BATCH_SIZE")
+    add_model_options(parser)
     parser.add_argument("--metrics-port", type=int, help="MCNET_METRICS_PORT (0: off)")
     parser.add_argument("--name", help="worker name (default: host.pid.random)")
     parser.add_argument("--burst", action="store_true", help="quit when the queue is empty")

@@ -12,10 +12,9 @@ import os
 
 import cv2
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
-from service.errors import InputTooLargeError, InvalidInputError, UnsupportedMediaError
-from service.media_probe import IMAGE_FORMATS, IMAGE_KINDS, MediaLimits, check_image_size
+from service.media_probe import MediaLimits, open_photo
 
 logger = logging.getLogger(__name__)
 
@@ -54,27 +53,7 @@ def load_image(
     `max_side` caps the longer side (area downscaling; never upscales). Raises
     UnsupportedMediaError, InputTooLargeError (checked from the header) or InvalidInputError.
     """
-    limits = limits or MediaLimits()
-    try:
-        if os.path.getsize(path) == 0:
-            raise InvalidInputError("The photo is an empty file.")
-        with Image.open(path) as img:
-            if img.format not in IMAGE_FORMATS:
-                raise UnsupportedMediaError(
-                    f"The photo is a {img.format or 'unknown'} file; please send {IMAGE_KINDS}."
-                )
-            check_image_size(img.width, img.height, limits)
-            img.load()
-            upright = ImageOps.exif_transpose(img)
-            rgb = _to_rgb(upright)
-    except Image.DecompressionBombError as exc:
-        raise InputTooLargeError("The photo declares far too many pixels.") from exc
-    except UnidentifiedImageError as exc:
-        raise UnsupportedMediaError(
-            f"The photo is not an image we can read; please send {IMAGE_KINDS}."
-        ) from exc
-    except (OSError, ValueError, SyntaxError) as exc:
-        raise InvalidInputError(f"The photo is damaged or truncated ({exc}).") from exc
+    rgb = _to_rgb(open_photo(path, limits).image)
     return cap_size(rgb, max_side)
 
 
