@@ -131,6 +131,19 @@ class DynamicConv2d(nn.Module):
         return out.view(b, self.out_channels, h, w)
 
 
+def _compose_1x1(outer: nn.Conv2d, inner: nn.Conv2d) -> tuple[torch.Tensor, torch.Tensor]:
+    """Weight and bias of the 1x1 conv `outer(inner(x))` (both 1x1), computed in fp32."""
+    with torch.autocast(device_type=outer.weight.device.type, enabled=False):
+        w_out, w_in = outer.weight.float().flatten(1), inner.weight.float().flatten(1)
+        weight = (w_out @ w_in)[:, :, None, None]
+        bias = w_out @ _bias(inner).float() + _bias(outer).float()
+    return weight, bias
+
+
+def _bias(conv: nn.Conv2d) -> torch.Tensor:
+    return conv.bias if conv.bias is not None else conv.weight.new_zeros(conv.out_channels)
+
+
 class MemoryUnit(nn.Module):
     """ExpendMemoryUnit: compensates half of a feature map's channels with the memory.
 
@@ -169,19 +182,25 @@ class MemoryUnit(nn.Module):
         """feature: `B x C x h x w`; kp_source_value: `B x K x 2`; noise: `B x 1 x S x S`."""
         passed, compensated = feature[:, 0::2], feature[:, 1::2]
         b, c, h, w = compensated.shape
-        feat = getattr(self, f"feat_forward_proj_{w}")(compensated)  # B x Cm x h x w
+        proj: nn.Conv2d = getattr(self, f"feat_forward_proj_{w}")
+        feat = proj(compensated)  # B x Cm x h x w
         code = torch.cat([feat.mean(dim=(2, 3)), kp_source_value.reshape(b, -1).to(feat.dtype)], 1)
         style = self.style_route(code)  # B x style_features
         memory = self.styleconv(self.mb, style, noise)  # B x Cm x S x S
         key, value = F.relu(self.conv_kv(feat, memory)).chunk(2, dim=1)
-        query = F.relu(self.query_conv(feat))
-        residual = F.scaled_dot_product_attention(
+        # query_conv(feat) and diff_conv(feat - residual) are 1x1 convs of a 1x1 conv: run
+        # them as one conv of the c < Cm input channels, and move diff_conv's weight onto
+        # the values (S x S positions instead of h x w): diff_conv(residual) = A (v W_d^T).
+        query = F.relu(F.conv2d(compensated, *_compose_1x1(self.query_conv, proj)))
+        value_diff = F.conv2d(value, self.diff_conv.weight)  # B x Cm x S x S, no bias
+        residual_diff = F.scaled_dot_product_attention(
             query.flatten(2).transpose(1, 2).unsqueeze(1),  # B x 1 x hw x Cm
             key.flatten(2).transpose(1, 2).unsqueeze(1),  # B x 1 x SS x Cm
-            value.flatten(2).transpose(1, 2).unsqueeze(1),
+            value_diff.flatten(2).transpose(1, 2).unsqueeze(1),
             scale=1 / self.attention_divisor,
         )
-        residual = residual.squeeze(1).transpose(1, 2).reshape(b, -1, h, w)
-        out = feat + F.relu(self.diff_conv(feat - residual))
+        residual_diff = residual_diff.squeeze(1).transpose(1, 2).reshape(b, -1, h, w)
+        diff = F.conv2d(compensated, *_compose_1x1(self.diff_conv, proj)) - residual_diff
+        out = feat + F.relu(diff)
         out = F.relu(getattr(self, f"norm_{w}")(getattr(self, f"conv_{w}")(out)))
         return torch.stack((passed, out), dim=2).reshape(b, 2 * c, h, w)
