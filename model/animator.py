@@ -185,6 +185,11 @@ class Animator:
         scale = 1.0
         done = 0
         for chunk in _chunks(driving, self.batch_size):
+            count = len(chunk)
+            if self._generate.compiled and count < self.batch_size:
+                # A compiled graph is specialised to the batch size: pad the last batch
+                # rather than compile again.
+                chunk = chunk + [chunk[-1]] * (self.batch_size - count)
             with torch.inference_mode():
                 frames = self._images(np.stack(chunk))
                 with self._autocast():
@@ -204,8 +209,8 @@ class Animator:
                     generation = self._generate(
                         prepared.features, prepared.keypoints, kp_norm, noise
                     )
-                prediction = generation.prediction.float()
-            done += len(chunk)
+                prediction = generation.prediction[:count].float()
+            done += count
             if progress is not None:
                 progress(done)
             yield prediction

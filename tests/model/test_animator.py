@@ -100,3 +100,23 @@ def test_best_frame_finds_pose_of_source(tiny_networks: MCNet) -> None:
 def test_rejects_fp16_on_cpu(tiny_networks: MCNet) -> None:
     with pytest.raises(ValueError, match="fp16"):
         Animator(tiny_networks, device="cpu", precision="fp16")
+
+
+def test_last_batch_padded_for_compiled_graph(tiny_networks: MCNet) -> None:
+    """With a compiled generator the last, shorter batch is padded to the compiled size;
+    the padding never reaches the output."""
+    source, driving = random_frames(1, seed=21)[0], random_frames(5, seed=22)
+    plain = Animator(tiny_networks, batch_size=3)
+    padded = Animator(tiny_networks, batch_size=3)
+    calls: list[int] = []
+
+    def generate(*args: object) -> object:
+        calls.append(args[2].value.shape[0])  # type: ignore[attr-defined]
+        return tiny_networks.generator.animate(*args)  # type: ignore[arg-type]
+
+    padded._generate._compiled = generate  # stands in for torch.compile's result
+    a = torch.cat(list(plain.animate_batches(source, driving))).numpy()
+    b = torch.cat(list(padded.animate_batches(source, driving))).numpy()
+    assert calls == [3, 3]
+    assert b.shape == a.shape == (5, 3, 256, 256)
+    assert np.abs(a - b).max() <= 1e-4
