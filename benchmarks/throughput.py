@@ -107,6 +107,21 @@ def measure(
     return row, frames
 
 
+def animator_for(
+    spec: str, networks: MCNet, device: torch.device, batch_size: int | None
+) -> Animator:
+    """An animator of a configuration `precision[+compile][+channels_last]`."""
+    precision, *flags = spec.split("+")
+    return Animator(
+        networks,
+        device=device,
+        precision=precision,  # type: ignore[arg-type]
+        batch_size=batch_size,
+        compile="compile" in flags,
+        channels_last="channels_last" in flags or None,
+    )
+
+
 def model_rows(args: argparse.Namespace, networks: MCNet, device: torch.device) -> list[Row]:
     source = synthetic_frames(1, seed=1)[0]
     driving = synthetic_frames(args.frames, seed=2)
@@ -124,17 +139,9 @@ def model_rows(args: argparse.Namespace, networks: MCNet, device: torch.device) 
     )
     rows = [baseline]
     for spec in args.configs:
-        precision, *flags = spec.split("+")
-        if precision == "fp16" and device.type != "cuda":
+        if spec.startswith("fp16") and device.type != "cuda":
             continue
-        animator = Animator(
-            networks,
-            device=device,
-            precision=precision,  # type: ignore[arg-type]
-            batch_size=args.batch_size,
-            compile="compile" in flags,
-            channels_last="channels_last" in flags or None,
-        )
+        animator = animator_for(spec, networks, device, args.batch_size)
 
         def run(animator: Animator = animator) -> Iterator[np.ndarray]:
             for batch in animator.animate_batches(source, driving):
@@ -155,14 +162,7 @@ def file_to_file_row(args: argparse.Namespace, networks: MCNet, device: torch.de
     from tests.media_factory import Audio, face_image, write_image, write_video
     from worker.task import run_animation
 
-    precision, *flags = args.configs[-1].split("+")
-    animator = Animator(
-        networks,
-        device=device,
-        precision=precision,  # type: ignore[arg-type]
-        batch_size=args.batch_size,
-        compile="compile" in flags,
-    )
+    animator = animator_for(args.configs[-1], networks, device, args.batch_size)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         source, driving = folder / "source.png", folder / "driving.mp4"
