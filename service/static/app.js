@@ -188,6 +188,12 @@
     return "";
   }
 
+  // Shows the API's error for a failed response, in words and with its detail.
+  async function showResponseError(response) {
+    const detail = await readDetail(response);
+    showError(explain(response.status, detail), detail);
+  }
+
   // A sentence for a person, from an HTTP status and the API's `detail`.
   function explain(status, detail) {
     switch (status) {
@@ -315,8 +321,7 @@
     }
     if (mine !== run) return;
     if (response.status !== 202) {
-      const detail = await readDetail(response);
-      showError(explain(response.status, detail), detail);
+      await showResponseError(response);
       return;
     }
     let body;
@@ -364,8 +369,7 @@
     }
     if (mine !== run) return;
     if (!response.ok) {
-      const detail = await readDetail(response);
-      showError(explain(response.status, detail), detail);
+      await showResponseError(response);
       return;
     }
     const job = await response.json();
@@ -426,8 +430,7 @@
       }
       if (mine !== run) return;
       if (!response.ok) {
-        const detail = await readDetail(response);
-        showError(explain(response.status, detail), detail);
+        await showResponseError(response);
         return;
       }
       objectUrls.result = URL.createObjectURL(await response.blob());
@@ -471,8 +474,7 @@
       return;
     }
     if (!response.ok) {
-      const detail = await readDetail(response);
-      showError(explain(response.status, detail), detail);
+      await showResponseError(response);
       return;
     }
     run++;
