@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from model.compiled import CompiledOrEager
+from model.fusion import fuse_for_inference
 from model.generator import SourceFeatures
 from model.keypoints import Keypoints
 from model.motion import (
@@ -116,18 +117,18 @@ class Animator:
         if batch_size is not None and batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         self.precision: Precision = precision
-        self.networks = networks.to(self.device).eval()
+        # A copy with batch norms folded and up blocks as sub-pixel convs (model/fusion.py);
+        # `networks` itself is left as it is.
+        self.networks = fuse_for_inference(networks).to(self.device)
         if self.device.type == "cuda" and precision == "fp32":
             # Exact fp32: PyTorch would otherwise run convolutions in TF32.
             torch.backends.cudnn.allow_tf32 = False
             torch.backends.cuda.matmul.allow_tf32 = False
         self.channels_last = self.device.type == "cuda" if channels_last is None else channels_last
         if self.channels_last:
-            for module in self.networks.modules():
-                if isinstance(module, torch.nn.Conv2d):
-                    module.weight.data = module.weight.data.contiguous(
-                        memory_format=torch.channels_last
-                    )
+            for parameter in self.networks.parameters():
+                if parameter.dim() == 4:
+                    parameter.data = parameter.data.contiguous(memory_format=torch.channels_last)
         self._generate = CompiledOrEager(self.networks.generator.animate, enabled=compile)
         self.batch_size = batch_size or auto_batch_size(self.device, precision)
         memory = networks.config.generator.memory

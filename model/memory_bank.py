@@ -99,16 +99,18 @@ class KernelAttention(nn.Module):
         self.fc2 = nn.Conv2d(hidden, kernels, 1, bias=True)
         self.temperature = temperature
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pooled = x.mean(dim=(2, 3), keepdim=True)
-        logits = self.fc2(F.relu(self.fc1(pooled))).flatten(1)
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+        """pooled: `B x C`, the features' spatial mean."""
+        hidden = F.relu(F.linear(pooled, self.fc1.weight.flatten(1)))
+        logits = F.linear(hidden, self.fc2.weight.flatten(1), self.fc2.bias)
         return F.softmax(logits / self.temperature, dim=1)
 
 
 class DynamicConv2d(nn.Module):
-    """3x3 conv of `y` with a per-sample mixture of K kernels chosen from `x`.
+    """3x3 conv of `y` with a per-sample mixture of K kernels chosen from pooled features.
 
-    The per-sample kernels are applied as one batched matrix product over the unfolded input.
+    The per-sample kernels are applied as one batched matrix product over the unfolded input,
+    which gives the result as tokens (`B x H*W x Cout`), the layout attention takes.
     """
 
     def __init__(
@@ -120,22 +122,22 @@ class DynamicConv2d(nn.Module):
         self.weight = nn.Parameter(torch.randn(kernels, out_channels, in_channels, 3, 3))
         self.bias = nn.Parameter(torch.zeros(kernels, out_channels))
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """x: `B x Cin x h x w` chooses the kernels; y: `B x Cin x H x W` -> `B x Cout x H x W`."""
-        mix = self.attention(x)  # B x K
-        b, _, h, w = y.shape
+    def forward(self, pooled: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """pooled: `B x Cin` chooses the kernels; y: `B x Cin x H x W` -> `B x H*W x Cout`."""
+        mix = self.attention(pooled)  # B x K
+        b = y.shape[0]
         weight = (mix @ self.weight.flatten(1)).view(b, self.out_channels, -1)  # B x Cout x Cin*9
         bias = mix @ self.bias  # B x Cout
         columns = F.unfold(y, kernel_size=3, padding=1)  # B x Cin*9 x H*W
-        out = torch.baddbmm(bias.unsqueeze(2), weight, columns)
-        return out.view(b, self.out_channels, h, w)
+        return torch.baddbmm(bias.unsqueeze(1), columns.transpose(1, 2), weight.transpose(1, 2))
 
 
 def _compose_1x1(outer: nn.Conv2d, inner: nn.Conv2d) -> tuple[torch.Tensor, torch.Tensor]:
-    """Weight and bias of the 1x1 conv `outer(inner(x))` (both 1x1), computed in fp32."""
+    """Weight `Cout x Cin` and bias of the 1x1 conv `outer(inner(x))` as a linear map of the
+    channels, computed in fp32."""
     with torch.autocast(device_type=outer.weight.device.type, enabled=False):
         w_out, w_in = outer.weight.float().flatten(1), inner.weight.float().flatten(1)
-        weight = (w_out @ w_in)[:, :, None, None]
+        weight = w_out @ w_in
         bias = w_out @ _bias(inner).float() + _bias(outer).float()
     return weight, bias
 
@@ -179,28 +181,34 @@ class MemoryUnit(nn.Module):
     def forward(
         self, feature: torch.Tensor, kp_source_value: torch.Tensor, noise: torch.Tensor | None
     ) -> torch.Tensor:
-        """feature: `B x C x h x w`; kp_source_value: `B x K x 2`; noise: `B x 1 x S x S`."""
+        """feature: `B x C x h x w`; kp_source_value: `B x K x 2`; noise: `B x 1 x S x S`.
+
+        The published unit works on `B x Cm x h x w` maps; this one keeps them as tokens
+        (`B x h*w x Cm`), where the 1x1 convs are matrix products and attention gets the
+        layout of its fused kernel. The numbers are the same.
+        """
         passed, compensated = feature[:, 0::2], feature[:, 1::2]
         b, c, h, w = compensated.shape
+        tokens = compensated.permute(0, 2, 3, 1).reshape(b, h * w, c)  # B x hw x c
         proj: nn.Conv2d = getattr(self, f"feat_forward_proj_{w}")
-        feat = proj(compensated)  # B x Cm x h x w
-        code = torch.cat([feat.mean(dim=(2, 3)), kp_source_value.reshape(b, -1).to(feat.dtype)], 1)
+        feat = F.linear(tokens, proj.weight.flatten(1), proj.bias)  # B x hw x Cm
+        pooled = feat.mean(dim=1)  # B x Cm
+        code = torch.cat([pooled, kp_source_value.reshape(b, -1).to(feat.dtype)], 1)
         style = self.style_route(code)  # B x style_features
         memory = self.styleconv(self.mb, style, noise)  # B x Cm x S x S
-        key, value = F.relu(self.conv_kv(feat, memory)).chunk(2, dim=1)
+        key, value = F.relu(self.conv_kv(pooled, memory)).chunk(2, dim=2)  # B x SS x Cm
         # query_conv(feat) and diff_conv(feat - residual) are 1x1 convs of a 1x1 conv: run
-        # them as one conv of the c < Cm input channels, and move diff_conv's weight onto
-        # the values (S x S positions instead of h x w): diff_conv(residual) = A (v W_d^T).
-        query = F.relu(F.conv2d(compensated, *_compose_1x1(self.query_conv, proj)))
-        value_diff = F.conv2d(value, self.diff_conv.weight)  # B x Cm x S x S, no bias
+        # them as one product with the c < Cm input channels, and move diff_conv's weight
+        # onto the values (S x S tokens instead of h x w): diff_conv(residual) = A (v W_d^T).
+        query = F.relu(F.linear(tokens, *_compose_1x1(self.query_conv, proj)))
+        value_diff = F.linear(value, self.diff_conv.weight.flatten(1))  # no bias
         residual_diff = F.scaled_dot_product_attention(
-            query.flatten(2).transpose(1, 2).unsqueeze(1),  # B x 1 x hw x Cm
-            key.flatten(2).transpose(1, 2).unsqueeze(1),  # B x 1 x SS x Cm
-            value_diff.flatten(2).transpose(1, 2).unsqueeze(1),
+            query.unsqueeze(1),  # B x 1 x hw x Cm
+            key.unsqueeze(1),  # B x 1 x SS x Cm
+            value_diff.unsqueeze(1),
             scale=1 / self.attention_divisor,
-        )
-        residual_diff = residual_diff.squeeze(1).transpose(1, 2).reshape(b, -1, h, w)
-        diff = F.conv2d(compensated, *_compose_1x1(self.diff_conv, proj)) - residual_diff
-        out = feat + F.relu(diff)
+        ).squeeze(1)
+        diff = F.linear(tokens, *_compose_1x1(self.diff_conv, proj)) - residual_diff
+        out = (feat + F.relu(diff)).view(b, h, w, -1).permute(0, 3, 1, 2)  # B x Cm x h x w
         out = F.relu(getattr(self, f"norm_{w}")(getattr(self, f"conv_{w}")(out)))
         return torch.stack((passed, out), dim=2).reshape(b, 2 * c, h, w)
