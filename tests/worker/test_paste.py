@@ -78,3 +78,15 @@ def test_marker_at_the_crop_centre_lands_at_the_box_centre() -> None:
 def test_box_outside_the_photo_is_refused() -> None:
     with pytest.raises(ValueError):
         Paster(np.zeros((100, 100, 3), np.uint8), CropBox(60, 0, 50))
+
+
+def test_blend_follows_the_feather_mask() -> None:
+    canvas = np.full((120, 160, 3), 50, np.uint8)
+    box = CropBox(20, 10, 100)
+    crop = np.full((100, 100, 3), 200, np.uint8)
+    out = Paster(canvas, box).paste(crop)
+    mask = feather_mask(100)[:, :, None]
+    expected = mask * 200.0 + (1 - mask) * 50.0
+    region = out[10:110, 20:120].astype(float)
+    assert np.abs(region - expected).max() <= 1.0
+    assert (region[50, 50] == 200).all() and (region[0, 0] <= 51).all()
