@@ -122,7 +122,17 @@ def animator_for(
     )
 
 
+def median_row(rows: list[Row]) -> Row:
+    """The run with the median frames/s, with the highest peak memory of all runs."""
+    ordered = sorted(rows, key=lambda r: r.frames_per_s)
+    row = ordered[(len(ordered) - 1) // 2]
+    row.peak_memory_mib = max(r.peak_memory_mib for r in rows)
+    return row
+
+
 def model_rows(args: argparse.Namespace, networks: MCNet, device: torch.device) -> list[Row]:
+    """The baseline and each animator configuration, run in turn `args.repeats` times (so
+    a slow spell of a shared machine hits them alike); each row is its median run."""
     source = synthetic_frames(1, seed=1)[0]
     driving = synthetic_frames(args.frames, seed=2)
     networks = networks.to(device)
@@ -131,13 +141,13 @@ def model_rows(args: argparse.Namespace, networks: MCNet, device: torch.device) 
         torch.backends.cuda.matmul.allow_tf32 = False
     warm = driving[: min(2, len(driving))]
     list(animate_frame_by_frame(networks, source, warm, device=device))
-    baseline, reference = measure(
-        "per-frame fp32 (official loop)",
-        device,
-        lambda: animate_frame_by_frame(networks, source, driving, device=device),
-        None,
-    )
-    rows = [baseline]
+
+    def baseline() -> Iterator[np.ndarray]:
+        return animate_frame_by_frame(networks, source, driving, device=device)
+
+    runners: list[tuple[str, Callable[[], Iterator[np.ndarray]]]] = [
+        ("per-frame fp32 (official loop)", baseline)
+    ]
     for spec in args.configs:
         if spec.startswith("fp16") and device.type != "cuda":
             continue
@@ -149,10 +159,19 @@ def model_rows(args: argparse.Namespace, networks: MCNet, device: torch.device) 
 
         for _ in range(args.warmup):  # compile and autotune outside the measured run
             list(animator.animate_batches(source, warm))
-        row, _ = measure(f"animator {spec} (batch {animator.batch_size})", device, run, reference)
-        rows.append(row)
+        runners.append((f"animator {spec} (batch {animator.batch_size})", run))
+
+    runs: dict[str, list[Row]] = {name: [] for name, _ in runners}
+    reference: np.ndarray | None = None
+    for _ in range(args.repeats):
+        for index, (name, runner) in enumerate(runners):
+            row, frames = measure(name, device, runner, None if index == 0 else reference)
+            if index == 0 and reference is None:  # the baseline's frames, the first time
+                reference = frames
+            runs[name].append(row)
+    rows = [median_row(runs[name]) for name, _ in runners]
     for row in rows:
-        row.speedup = row.frames_per_s / baseline.frames_per_s
+        row.speedup = row.frames_per_s / rows[0].frames_per_s
     return rows
 
 
@@ -209,6 +228,9 @@ def main() -> int:
         "fp32, fp16, fp16+compile+channels_last on CUDA; fp32 on CPU",
     )
     parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="runs of each configuration, in turn; median kept"
+    )
     parser.add_argument("--checkpoint", default=None, help="default: the fixture's weights")
     parser.add_argument("--config", choices=["full", "tiny"], default="full")
     parser.add_argument("--file-to-file", action="store_true")

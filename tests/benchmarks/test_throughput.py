@@ -1,0 +1,27 @@
+"""The throughput benchmark runs end to end (tiny model, two frames): its table and JSON."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_benchmark_writes_rows_against_the_baseline(tmp_path: Path) -> None:
+    out = tmp_path / "result.json"
+    command = [sys.executable, str(REPO / "benchmarks" / "throughput.py"), "--device", "cpu"]
+    command += ["--config", "tiny", "--frames", "2", "--repeats", "2", "--json", str(out)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "per-frame fp32 (official loop)" in done.stdout
+    result = json.loads(out.read_text())
+    assert result["environment"]["config"] == "tiny"
+    baseline, animator = result["rows"]
+    assert baseline["speedup"] == 1.0 and baseline["psnr_db"] is None
+    assert animator["name"] == "animator fp32 (batch 1)" and animator["frames"] == 2
+    # The animator computes the baseline's frames, up to float rounding.
+    assert animator["max_abs_diff"] < 1e-4 and animator["psnr_db"] > 80
+    assert animator["frames_per_s"] > 0 and animator["ms_per_frame"] > 0
