@@ -64,17 +64,52 @@ def frame_noise(seed: int, index: int, levels: int, spatial: int) -> np.ndarray:
 
 
 def to_image_tensor(frames: np.ndarray, device: torch.device) -> torch.Tensor:
-    """`N x H x W x 3` uint8 (or float in [0, 1]) -> `N x 3 x H x W` float32 on `device`."""
-    tensor = torch.from_numpy(np.ascontiguousarray(frames)).to(device, non_blocking=True)
+    """`N x H x W x 3` uint8 (or float in [0, 1]) -> `N x 3 x H x W` float32 on `device`.
+
+    On CUDA the frames go through pinned memory, so the copy does not wait for the GPU.
+    """
+    tensor = _to_device(torch.from_numpy(np.ascontiguousarray(frames)), device)
     tensor = tensor.permute(0, 3, 1, 2)
     if tensor.dtype == torch.uint8:
         return tensor.float().div_(255)
     return tensor.float()
 
 
+def _to_device(host: torch.Tensor, device: torch.device) -> torch.Tensor:
+    if device.type == "cuda":
+        host = host.pin_memory()
+    return host.to(device, non_blocking=True)
+
+
+class HostFrames:
+    """A batch of predictions on its way to the host as `N x H x W x 3` uint8.
+
+    On CUDA the conversion and the copy are queued behind the GPU's work (into pinned
+    memory, with an event), so creating this does not wait; `numpy()` waits for this batch
+    only. Each batch gets its own buffer: frames handed out stay valid.
+    """
+
+    def __init__(self, images: torch.Tensor):
+        """images: `N x 3 x H x W` in [0, 1]."""
+        pixels = images.mul(255).round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
+        self._done: torch.cuda.Event | None = None
+        if pixels.device.type == "cuda":
+            self._host = torch.empty(pixels.shape, dtype=torch.uint8, pin_memory=True)
+            self._host.copy_(pixels, non_blocking=True)
+            self._done = torch.cuda.Event()
+            self._done.record()
+        else:
+            self._host = pixels.cpu()
+
+    def numpy(self) -> np.ndarray:
+        if self._done is not None:
+            self._done.synchronize()
+        return self._host.numpy()
+
+
 def to_uint8(images: torch.Tensor) -> np.ndarray:
     """`N x 3 x H x W` in [0, 1] -> `N x H x W x 3` uint8 on the host."""
-    return images.mul(255).round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    return HostFrames(images).numpy()
 
 
 def _chunks(items: Iterable[np.ndarray], size: int) -> Iterator[list[np.ndarray]]:
@@ -163,7 +198,7 @@ class Animator:
     def _noise(self, seed: int, first: int, count: int) -> torch.Tensor:
         levels, spatial = self._noise_shape
         noise = np.stack([frame_noise(seed, first + i, levels, spatial) for i in range(count)])
-        return torch.from_numpy(noise).to(self.device, non_blocking=True)
+        return _to_device(torch.from_numpy(noise), self.device)
 
     def animate_batches(
         self,
@@ -227,8 +262,12 @@ class Animator:
         seed: int = 0,
         progress: ProgressCallback | None = None,
     ) -> Generator[np.ndarray, None, None]:
-        """Yields one `H x W x 3` uint8 frame per driving frame (see `animate_batches`)."""
-        for batch in self.animate_batches(
+        """Yields one `H x W x 3` uint8 frame per driving frame (see `animate_batches`).
+
+        One batch stays in flight: the next batch is queued on the device before the frames
+        of the previous one are handed out, so the device works while the caller does.
+        """
+        batches = self.animate_batches(
             source,
             driving,
             relative=relative,
@@ -236,8 +275,15 @@ class Animator:
             reference=reference,
             seed=seed,
             progress=progress,
-        ):
-            yield from to_uint8(batch)
+        )
+        previous: HostFrames | None = None
+        for batch in batches:
+            current = HostFrames(batch)
+            if previous is not None:
+                yield from previous.numpy()
+            previous = current
+        if previous is not None:
+            yield from previous.numpy()
 
     def best_frame(self, source: np.ndarray, driving: Iterable[np.ndarray]) -> int:
         """Index of the driving frame whose pose (normalised keypoints) is nearest the source's."""

@@ -73,7 +73,8 @@ def test_streams_lazily_and_reports_progress(tiny_networks: MCNet) -> None:
     )
     first = next(frames)
     assert first.shape == (256, 256, 3)
-    assert pulled == [0, 1]  # only the first batch was read
+    # The next batch is queued before the first is handed out (one in flight), no more.
+    assert pulled == [0, 1, 2, 3]
     rest = list(frames)
     assert len(rest) == 5 and progress == [2, 4, 6]
 
