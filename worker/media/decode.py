@@ -68,7 +68,7 @@ class DecodedFrame:
         """The frame as an upright HxWx3 uint8 RGB array."""
         width, height = self._coded_size
         frame = self._frame
-        array = self._reformatter.reformat(
+        array: np.ndarray = self._reformatter.reformat(
             frame,
             width=width,
             height=height,
