@@ -107,11 +107,6 @@ class HostFrames:
         return self._host.numpy()
 
 
-def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """`N x 3 x H x W` in [0, 1] -> `N x H x W x 3` uint8 on the host."""
-    return HostFrames(images).numpy()
-
-
 def _chunks(items: Iterable[np.ndarray], size: int) -> Iterator[list[np.ndarray]]:
     iterator = iter(items)
     while chunk := list(itertools.islice(iterator, size)):

@@ -81,7 +81,10 @@ class SubPixelUpBlock(nn.Module):
 
     def __init__(self, block: UpBlock2d):
         super().__init__()
-        weight, bias = fold_batch_norm(block.conv, block.norm)
+        conv = block.conv
+        if conv.kernel_size != (3, 3) or conv.padding != (1, 1) or conv.stride != (1, 1):
+            raise ValueError("a sub-pixel up block needs the 3x3 conv of padding 1, stride 1")
+        weight, bias = fold_batch_norm(conv, block.norm)
         self.out_channels = weight.shape[0]
         self.weight = nn.Parameter(subpixel_kernels(weight), requires_grad=False)
         self.bias = nn.Parameter(bias.repeat(4), requires_grad=False)
@@ -120,15 +123,14 @@ class FoldedResBlock(nn.Module):
         super().__init__()
         self.norm1 = block.norm1
         weight, bias = fold_batch_norm(block.conv1, block.norm2)
-        self.conv1 = nn.Conv2d(weight.shape[1], weight.shape[0], kernel_size=3, padding=1)
-        self.conv1.weight, self.conv1.bias = (
-            nn.Parameter(weight, requires_grad=False),
-            nn.Parameter(bias, requires_grad=False),
-        )
+        self.weight1 = nn.Parameter(weight, requires_grad=False)
+        self.bias1 = nn.Parameter(bias, requires_grad=False)
+        self.padding = block.conv1.padding
         self.conv2 = block.conv2
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = F.relu(self.conv1(F.relu(self.norm1(x))))
+        out = F.relu(self.norm1(x))
+        out = F.relu(F.conv2d(out, self.weight1, self.bias1, padding=self.padding))
         return self.conv2(out) + x
 
 
