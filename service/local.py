@@ -161,6 +161,8 @@ def worker_command(args: argparse.Namespace) -> list[str]:
     command = [sys.executable, "-m", "service.cli", "worker"]
     if args.demo_weights:
         command.append("--demo-weights")
+    if args.compile:
+        command.append("--compile")
     for flag, value in (
         ("--checkpoint", args.checkpoint),
         ("--device", args.device),

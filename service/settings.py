@@ -17,6 +17,11 @@ from typing import Annotated, Literal
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+# x264's speed/size trade-offs, fastest first
+X264Preset = Literal[
+    "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"
+]
+
 _CONFIG = SettingsConfigDict(
     env_prefix="MCNET_",
     env_file=None,
@@ -139,6 +144,19 @@ class WorkerSettings(QueueSettings):
     )
     precision: Literal["fp32", "fp16"] = Field(default="fp32", description="fp16 on CUDA only.")
     batch_size: int | None = Field(default=None, gt=0, description="Frames per model batch.")
+    compile: bool = Field(
+        default=False,
+        description="torch.compile the generator (the first batch compiles; falls back to "
+        "eager where compiling fails).",
+    )
+    encode_crf: int = Field(
+        default=18, ge=0, le=51, description="H.264 quality of the results: 0-51, lower is better."
+    )
+    encode_preset: X264Preset = Field(
+        default="medium",
+        description="x264 preset of the results: faster ones keep up with a fast GPU, for "
+        "larger files.",
+    )
     metrics_port: int = Field(
         default=9101, ge=0, le=65535, description="Port of this worker's /metrics; 0: off."
     )
@@ -170,3 +188,6 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", choices=["auto", "cuda", "cpu"], help="MCNET_DEVICE")
     parser.add_argument("--precision", choices=["fp32", "fp16"], help="MCNET_PRECISION")
     parser.add_argument("--batch-size", type=int, help="MCNET_BATCH_SIZE")
+    parser.add_argument(
+        "--compile", action="store_true", default=None, help="torch.compile (MCNET_COMPILE)"
+    )

@@ -8,12 +8,13 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from pydantic import ValidationError
 
 from service.errors import MCNetError
 from service.options import JobOptions
+from service.settings import X264Preset
 
 logger = logging.getLogger("mcnet.animate")
 
@@ -89,8 +90,17 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--device", default="auto", help="cuda, cuda:N, cpu or auto (default)")
     model.add_argument("--precision", choices=["fp32", "fp16"], default="fp32")
     model.add_argument("--batch-size", type=int, help="frames per batch (default: from memory)")
+    model.add_argument(
+        "--compile", action="store_true", help="torch.compile the generator (worth it on a GPU)"
+    )
     out = parser.add_argument_group("output")
     out.add_argument("--crf", type=int, default=18, help="H.264 quality, 0-51, lower is better")
+    out.add_argument(
+        "--preset",
+        choices=get_args(X264Preset),
+        default="medium",
+        help="x264 speed/size trade-off (default: medium)",
+    )
     out.add_argument("--no-progress", action="store_true", help="no progress bar")
     out.add_argument("-v", "--verbose", action="store_true", help="log each step")
     return parser
@@ -116,7 +126,11 @@ def _load_animator(args: argparse.Namespace) -> Any:
         )
         networks = demo_networks()
     return Animator(
-        networks, device=args.device, precision=args.precision, batch_size=args.batch_size
+        networks,
+        device=args.device,
+        precision=args.precision,
+        batch_size=args.batch_size,
+        compile=args.compile,
     )
 
 
@@ -186,7 +200,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             options,
             animator,
             progress=bar,
-            settings=MediaSettings(encode=EncodeSettings(crf=args.crf)),
+            settings=MediaSettings(encode=EncodeSettings(crf=args.crf, preset=args.preset)),
         )
     except (MCNetError, ValueError) as exc:
         bar.close()

@@ -254,7 +254,11 @@ def load_animator(settings: WorkerSettings, metrics: WorkerMetrics) -> Animator:
         )
     device = None if settings.device == "auto" else settings.device
     animator = Animator(
-        networks, device=device, precision=settings.precision, batch_size=settings.batch_size
+        networks,
+        device=device,
+        precision=settings.precision,
+        batch_size=settings.batch_size,
+        compile=settings.compile,
     )
     seconds = time.perf_counter() - started
     metrics.model_load_seconds.set(seconds)
@@ -271,9 +275,13 @@ def load_animator(settings: WorkerSettings, metrics: WorkerMetrics) -> Animator:
 def media_settings(settings: WorkerSettings) -> Any:
     """The media pipeline's settings, with the same input limits the API checks."""
     from service.media_probe import MediaLimits
+    from worker.media.encode import EncodeSettings
     from worker.media.settings import MediaSettings
 
-    return MediaSettings(limits=MediaLimits(**settings.media_limit_values()))  # type: ignore[arg-type]
+    return MediaSettings(
+        limits=MediaLimits(**settings.media_limit_values()),  # type: ignore[arg-type]
+        encode=EncodeSettings(crf=settings.encode_crf, preset=settings.encode_preset),
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -296,6 +304,7 @@ def settings_from_args(args: argparse.Namespace, settings: WorkerSettings) -> Wo
         "device": args.device,
         "precision": args.precision,
         "batch_size": args.batch_size,
+        "compile": args.compile,
         "metrics_port": args.metrics_port,
         "worker_name": args.name,
     }

@@ -88,11 +88,12 @@ def test_worker_command_passes_model_options_through() -> None:
         device = "cuda"
         precision = "fp16"
         batch_size = 8
+        compile = True
         worker_metrics_port = 9200
 
     command = worker_command(Args())  # type: ignore[arg-type]
     assert command[1:4] == ["-m", "service.cli", "worker"]
-    assert "--demo-weights" in command
+    assert "--demo-weights" in command and "--compile" in command
     joined = " ".join(command)
     for part in ("--checkpoint /models/mcnet.pth.tar", "--device cuda", "--precision fp16",
                  "--batch-size 8", "--metrics-port 9200"):  # fmt: skip

@@ -118,6 +118,9 @@ def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MCNET_PRECISION", "fp16")
     monkeypatch.setenv("MCNET_BATCH_SIZE", "16")
     monkeypatch.setenv("MCNET_MODEL_CONFIG", "tiny")
+    monkeypatch.setenv("MCNET_COMPILE", "1")
+    monkeypatch.setenv("MCNET_ENCODE_PRESET", "veryfast")
+    monkeypatch.setenv("MCNET_ENCODE_CRF", "20")
     api = ApiSettings()
     assert api.redis_url == "redis://r:6379/2" and api.storage_url == "s3://b/p"
     assert api.api_keys == ["a", "b", "c"]
@@ -126,6 +129,9 @@ def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert str(worker.checkpoint) == "/m/x.pth.tar"
     assert (worker.device, worker.precision, worker.batch_size) == ("cuda", "fp16", 16)
     assert worker.net_config == "tiny"
-    monkeypatch.setenv("MCNET_PRECISION", "fp8")
-    with pytest.raises(ValueError):
-        WorkerSettings()
+    assert worker.compile and (worker.encode_preset, worker.encode_crf) == ("veryfast", 20)
+    for name, value in (("MCNET_PRECISION", "fp8"), ("MCNET_ENCODE_PRESET", "quick")):
+        monkeypatch.setenv(name, value)
+        with pytest.raises(ValueError):
+            WorkerSettings()
+        monkeypatch.delenv(name)

@@ -29,7 +29,7 @@ class EncodeSettings:
     """How the result is encoded."""
 
     crf: int = 18  # x264 constant quality: 0 lossless, 18 visually lossless, 23 default, 51 worst
-    preset: str = "medium"  # x264 speed/size trade-off
+    preset: str = "medium"  # x264 speed/size trade-off (service.settings.X264Preset)
     audio_bit_rate: int = 128_000  # when the driving sound must be transcoded to AAC
 
 
