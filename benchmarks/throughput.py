@@ -175,10 +175,12 @@ def model_rows(args: argparse.Namespace, networks: MCNet, device: torch.device) 
     return rows
 
 
-def file_to_file_row(args: argparse.Namespace, networks: MCNet, device: torch.device) -> Row:
-    """The whole task on a generated 1080p driving video with sound."""
+def file_to_file_rows(args: argparse.Namespace, networks: MCNet, device: torch.device) -> list[Row]:
+    """The whole task on a generated 1080p driving video with sound, once per x264 preset."""
     from service.options import JobOptions
     from tests.media_factory import Audio, face_image, write_image, write_video
+    from worker.media.encode import EncodeSettings
+    from worker.media.settings import MediaSettings
     from worker.task import run_animation
 
     animator = animator_for(args.configs[-1], networks, device, args.batch_size)
@@ -196,23 +198,32 @@ def file_to_file_row(args: argparse.Namespace, networks: MCNet, device: torch.de
             audio=Audio(),
         )
         options = JobOptions(crop="none") if args.no_crop else JobOptions()
-        run_animation(source, driving, folder / "warm.mp4", options, animator)
-        sync(device)
-        start = time.perf_counter()
-        run_animation(source, driving, folder / "out.mp4", options, animator)
-        sync(device)
-        seconds = time.perf_counter() - start
-    n = args.file_frames
-    return Row(
-        f"file to file 1080p ({args.configs[-1]})",
-        n,
-        seconds,
-        n / seconds,
-        1000 * seconds / n,
-        peak_memory_mib(device),
-        None,
-        None,
-    )
+        rows = []
+        for preset in args.presets:
+            settings = MediaSettings(encode=EncodeSettings(preset=preset))
+
+            def task(name: str, settings: MediaSettings = settings) -> None:
+                run_animation(source, driving, folder / name, options, animator, settings=settings)
+                sync(device)
+
+            task("warm.mp4")
+            start = time.perf_counter()
+            task("out.mp4")
+            seconds = time.perf_counter() - start
+            n = args.file_frames
+            rows.append(
+                Row(
+                    f"file to file 1080p ({args.configs[-1]}, x264 {preset})",
+                    n,
+                    seconds,
+                    n / seconds,
+                    1000 * seconds / n,
+                    peak_memory_mib(device),
+                    None,
+                    None,
+                )
+            )
+    return rows
 
 
 def main() -> int:
@@ -236,6 +247,9 @@ def main() -> int:
     parser.add_argument("--file-to-file", action="store_true")
     parser.add_argument("--file-frames", type=int, default=256)
     parser.add_argument("--no-crop", action="store_true", help="file to file with crop=none")
+    parser.add_argument(
+        "--presets", nargs="+", default=["medium"], help="x264 presets of the file-to-file runs"
+    )
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--json", default=None, help="write the results here")
     args = parser.parse_args()
@@ -258,7 +272,7 @@ def main() -> int:
         networks, weights = demo_networks(config), "demo (untrained)"
     rows = model_rows(args, networks, device)
     if args.file_to_file:
-        rows.append(file_to_file_row(args, networks, device))
+        rows += file_to_file_rows(args, networks, device)
     environment = {
         "device": torch.cuda.get_device_name(device)
         if device.type == "cuda"
