@@ -9,20 +9,24 @@ from __future__ import annotations
 import logging
 import math
 import os
+from collections import deque
 from collections.abc import Callable, Generator, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
 
 from service.errors import InvalidInputError
-from worker.face import ClipFaceTrack, CropBox, FaceDetector, resize_square
+from worker.face import Box, ClipFaceTrack, CropBox, FaceDetector, resize_square
 from worker.media.decode import RateMeter, decode_frames
 from worker.media.settings import MediaSettings
 
 logger = logging.getLogger(__name__)
 
 Tick = Callable[[int], None]  # called with frames done; may raise JobCanceledError
+
+DETECT_AHEAD = 4  # at most this many sampled frames wait for face detection while decoding goes on
 
 
 @dataclass(frozen=True)
@@ -52,14 +56,24 @@ def scan_driving(
     track = ClipFaceTrack(detector) if detector is not None else None
     stride = max(1, math.ceil(estimate / max(1, settings.detect_samples)))
     width = height = 0
-    for frame in decode_frames(path, settings.limits, max_side=settings.driving_max_side):
-        meter.add(frame)
-        if frame.index == 0 or (track is not None and frame.index % stride == 0):
-            rgb = frame.rgb()
-            height, width = rgb.shape[:2]
-            if track is not None:
-                track.add(rgb)
-        tick(frame.index + 1)
+    # Detection runs on its own thread (OpenCV releases the GIL), overlapping the decoding.
+    detecting = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mcnet-detect")
+    pending: deque[Future[Box | None]] = deque()
+    try:
+        for frame in decode_frames(path, settings.limits, max_side=settings.driving_max_side):
+            meter.add(frame)
+            if frame.index == 0 or (track is not None and frame.index % stride == 0):
+                rgb = frame.rgb()
+                height, width = rgb.shape[:2]
+                if track is not None:
+                    pending.append(detecting.submit(track.add, rgb))
+                    while len(pending) > DETECT_AHEAD:
+                        pending.popleft().result()
+            tick(frame.index + 1)
+        for future in pending:
+            future.result()
+    finally:
+        detecting.shutdown(wait=True, cancel_futures=True)
     if meter.frames == 0:
         raise InvalidInputError("The driving video contains no frames.")
     crop = track.crop_box() if track is not None else None
