@@ -18,6 +18,7 @@ from tests.media_factory import (
 from worker.driving import driving_frames, scan_driving
 from worker.face import (
     DRIVING_MARGIN,
+    MAX_INPUT_SIZES,
     SOURCE_MARGIN,
     Box,
     ClipFaceTrack,
@@ -62,6 +63,14 @@ def test_detects_drawn_faces_where_they_are(
     assert abs(fx - cx) < 0.15 * size and abs(fy - cy) < 0.25 * size
     assert 0.6 * size < face.width < 1.2 * size
     assert face.score >= 0.6
+
+
+def test_detector_keeps_a_bounded_net_per_input_size() -> None:
+    detector = FaceDetector()
+    for width in range(200, 200 + 8 * (MAX_INPUT_SIZES + 2), 8):
+        faces = detector.detect(face_image(width, 150, width // 2, 75, 60))
+        assert faces and abs(faces[0].center[0] - width // 2) < 10
+    assert len(detector._nets) <= MAX_INPUT_SIZES
 
 
 def test_no_face(detector: FaceDetector) -> None:
