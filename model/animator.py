@@ -127,7 +127,9 @@ class Animator:
     """Holds the networks on one device and animates jobs, batch by batch.
 
     It runs a fused copy of the networks (`model.fusion`): the same numbers up to float
-    rounding, fewer operations. precision: fp32 is exact (TF32 is turned off on CUDA); fp16 runs the networks under
+    rounding, fewer operations.
+
+    precision: fp32 is exact (TF32 is turned off on CUDA); fp16 runs the networks under
     autocast on CUDA, with the jacobians inverted in fp32.
     """
 
