@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from model.animator import Animator
 from model.keypoints import Keypoints
 from model.motion import normalize_keypoints
 from model.networks import MCNet
@@ -75,3 +76,14 @@ def test_generator(networks: MCNet, fixture: dict[str, np.ndarray], mode: str) -
     assert max_abs(out.deformation, fixture[f"{mode}_deformation"]) <= TOLERANCE
     assert max_abs(out.occlusion_map[:, 0], fixture[f"{mode}_occlusion_map"]) <= TOLERANCE
     assert max_abs(out.prediction.permute(0, 2, 3, 1), fixture[f"{mode}_prediction"]) <= TOLERANCE
+
+
+@pytest.mark.parametrize("mode", ["relative", "absolute"])
+def test_animator_serving_path(networks: MCNet, fixture: dict[str, np.ndarray], mode: str) -> None:
+    """What the service runs (the fused copy, batched, source cached) matches too."""
+    animator = Animator(networks, device="cpu", batch_size=2)
+    batches = animator.animate_batches(
+        fixture["source"], fixture["driving"], relative=mode == "relative", adapt_scale=True
+    )
+    out = torch.cat(list(batches)).permute(0, 2, 3, 1)
+    assert max_abs(out, fixture[f"{mode}_prediction"]) <= TOLERANCE
