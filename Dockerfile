@@ -19,6 +19,7 @@ COPY pyproject.toml README.md ./
 
 # --- API: FastAPI, Redis/RQ client, storage, probing (PyAV, Pillow); never torch ---------
 FROM base AS api
+COPY core ./core
 COPY service ./service
 RUN pip install . \
     && python -c "import service.app, sys; sys.exit('torch' in sys.modules)"
@@ -37,6 +38,7 @@ FROM base AS worker
 # host needs only the NVIDIA driver and the NVIDIA container toolkit.
 ARG TORCH_VERSION=2.13.0
 RUN pip install "torch==${TORCH_VERSION}"
+COPY core ./core
 COPY service ./service
 COPY model ./model
 COPY worker ./worker

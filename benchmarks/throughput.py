@@ -184,9 +184,9 @@ def file_to_file_rows(
 ) -> list[Row]:
     """The whole task on a generated 1080p driving video with sound, once per x264 preset,
     with the animator of configuration `spec`."""
-    from service.options import JobOptions
+    from core.encoding import EncodeSettings
+    from core.options import JobOptions
     from tests.media_factory import Audio, face_image, write_image, write_video
-    from worker.media.encode import EncodeSettings
     from worker.media.settings import MediaSettings
     from worker.task import run_animation
 
@@ -206,7 +206,7 @@ def file_to_file_rows(
         options = JobOptions(crop="none") if args.no_crop else JobOptions()
         rows = []
         for preset in args.presets:
-            settings = MediaSettings(encode=EncodeSettings(preset=preset))
+            settings = MediaSettings(encode=EncodeSettings(encode_preset=preset))
 
             def task(name: str, settings: MediaSettings = settings) -> None:
                 run_animation(source, driving, folder / name, options, animator, settings=settings)
@@ -249,7 +249,7 @@ def main() -> int:
         "--repeats", type=int, default=3, help="runs of each configuration, in turn; median kept"
     )
     parser.add_argument("--checkpoint", default=None, help="default: the fixture's weights")
-    parser.add_argument("--config", choices=["full", "tiny"], default="full")
+    parser.add_argument("--config", choices=["vox256", "tiny"], default="vox256")
     parser.add_argument("--file-to-file", action="store_true")
     parser.add_argument("--file-frames", type=int, default=256)
     parser.add_argument("--no-crop", action="store_true", help="file to file with crop=none")
@@ -271,7 +271,7 @@ def main() -> int:
     config = MCNetConfig.named(args.config)
     if args.checkpoint:
         networks, weights = load_networks(args.checkpoint, config), args.checkpoint
-    elif args.config == "full" and fixture_path().is_file():
+    elif args.config == "vox256" and fixture_path().is_file():
         networks = fixture_networks(load_fixture())
         weights = "conformance fixture (fill.py)"
     else:

@@ -18,9 +18,9 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
+from core.errors import CheckpointError
 from model.config import MCNetConfig
 from model.networks import MCNet
-from service.errors import CheckpointError
 
 log = logging.getLogger(__name__)
 

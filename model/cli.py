@@ -6,9 +6,10 @@ import argparse
 import logging
 import sys
 
+from core.errors import CheckpointError
+from core.logs import configure_logging
 from model.checkpoint import load_networks, save_safetensors
 from model.config import MCNetConfig
-from service.errors import CheckpointError
 
 log = logging.getLogger(__name__)
 
@@ -22,12 +23,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("output", help="where to write the .safetensors file")
     parser.add_argument(
         "--config",
-        choices=["full", "tiny"],
-        default="full",
-        help="model configuration of the checkpoint (full: the published vox-256 model)",
+        choices=["vox256", "tiny"],
+        default="vox256",
+        help="model configuration of the checkpoint (vox256: the published model)",
     )
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    configure_logging()
     try:
         networks = load_networks(args.checkpoint, MCNetConfig.named(args.config))
     except CheckpointError as err:

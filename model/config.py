@@ -88,12 +88,12 @@ class MCNetConfig:
 
     @classmethod
     def named(cls, name: str) -> MCNetConfig:
-        """`full` (the published model) or `tiny`."""
-        if name == "full":
+        """`vox256` (the published model) or `tiny`: the names of MCNET_MODEL_CONFIG."""
+        if name == "vox256":
             return cls()
         if name == "tiny":
             return cls.tiny()
-        raise ValueError(f"unknown model configuration {name!r}: use 'full' or 'tiny'")
+        raise ValueError(f"unknown model configuration {name!r}: use 'vox256' or 'tiny'")
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), sort_keys=True)

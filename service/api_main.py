@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import signal
 from types import FrameType
 
 import uvicorn
 
+from core.logs import configure_logging, log_level
+from core.settings import ApiSettings
 from service.app import create_app
-from service.settings import ApiSettings
 
 logger = logging.getLogger(__name__)
 
@@ -28,14 +28,6 @@ def _parser() -> argparse.ArgumentParser:
         "--root-path", default="", help="path prefix when served behind a proxy under one"
     )
     return parser
-
-
-def configure_logging() -> None:
-    """Log lines with time and level; MCNET_LOG_LEVEL picks the level (INFO)."""
-    logging.basicConfig(
-        level=os.environ.get("MCNET_LOG_LEVEL", "INFO"),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
 
 
 def serve(settings: ApiSettings, *, root_path: str = "") -> None:
@@ -57,7 +49,7 @@ def serve(settings: ApiSettings, *, root_path: str = "") -> None:
             host=settings.host,
             port=settings.port,
             root_path=root_path,
-            log_level=os.environ.get("MCNET_LOG_LEVEL", "info").lower(),
+            log_level=log_level().lower(),
             proxy_headers=True,
             timeout_graceful_shutdown=30,
         )

@@ -1,7 +1,8 @@
 """The FastAPI application factory: `create_app(settings)`.
 
 Everything the app uses (Redis connection, storage, metrics registry) is made here and
-closed over by the routes, so several apps (tests) never share state. Errors are always
+kept on `app.state.services`, which the routes depend on, so several apps (tests) never
+share state. Errors are always
 `{"detail": "..."}`: domain errors of bad input map to 4xx, an unreachable Redis or
 store to 503, anything else to 500 without internals.
 """
@@ -11,7 +12,6 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -20,22 +20,15 @@ from redis import Redis
 from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.errors import (
-    InputTooLargeError,
-    InvalidInputError,
-    InvalidOptionsError,
-    MCNetError,
-    NoFaceError,
-    UnsupportedMediaError,
-)
-from service.jobs import JobQueue
-from service.media_probe import MediaLimits
+from core.errors import MCNetError
+from core.jobs import JobQueue
+from core.options import JobOptions
+from core.settings import ApiSettings
+from core.storage import FileStorage, Storage, StorageError, open_storage
+from service.deps import Services
 from service.metrics import ApiMetrics, QueueCollector
-from service.routes import RouteContext, build_router
-from service.settings import ApiSettings
-from service.storage import FileStorage, Storage, StorageError, open_storage
-from service.submit import FILE_PARTS, OPTION_FIELDS, SubmitContext
-from service.uploads import FormLimits, UploadError
+from service.routes import health_router, jobs_router
+from service.uploads import FormLimits
 from service.web import mount_web
 
 logger = logging.getLogger(__name__)
@@ -51,22 +44,6 @@ Animate a portrait photo with a driving talking-head video (MCNet, ICCV 2023).
 
 `DELETE /jobs/{id}` cancels. Errors are `{"detail": "..."}`.
 """
-
-
-def status_for(exc: MCNetError) -> int:
-    """HTTP status of a domain error raised while checking a request."""
-    if isinstance(exc, InputTooLargeError):
-        return 413
-    if isinstance(exc, NoFaceError | InvalidOptionsError):
-        return 422
-    if isinstance(exc, UnsupportedMediaError | InvalidInputError):
-        return 415
-    return 500
-
-
-def media_limits(settings: ApiSettings) -> MediaLimits:
-    """The probe limits the settings describe."""
-    return MediaLimits(**settings.media_limit_values())  # type: ignore[arg-type]
 
 
 def spool_folder(settings: ApiSettings, storage: Storage) -> Path | None:
@@ -117,36 +94,21 @@ class MetricsMiddleware:
             )
 
 
-def _install_error_handlers(app: FastAPI) -> None:
-    async def upload_error(_: Request, exc: Exception) -> JSONResponse:
-        if isinstance(exc, UploadError):
-            return JSONResponse({"detail": exc.detail}, status_code=exc.status)
-        return JSONResponse({"detail": "Bad request."}, status_code=400)
-
-    async def domain_error(_: Request, exc: Exception) -> JSONResponse:
-        status = status_for(exc) if isinstance(exc, MCNetError) else 500
-        if status >= 500:
-            logger.error("unexpected domain error: %r", exc)
-            return JSONResponse({"detail": "Internal error."}, status_code=status)
-        return JSONResponse({"detail": str(exc)}, status_code=status)
-
-    async def unavailable(_: Request, exc: Exception) -> JSONResponse:
+async def error_response(_: Request, exc: Exception) -> JSONResponse:
+    """The one exception handler: a domain error answers its own status and message; an
+    unreachable Redis or store 503; anything else 500 without internals."""
+    if isinstance(exc, MCNetError) and exc.status < 500:
+        logger.info("refused (%d): %s", exc.status, exc)
+        return JSONResponse({"detail": str(exc)}, status_code=exc.status, headers=exc.headers)
+    if isinstance(exc, RedisError | StorageError):
         logger.error("backend unavailable: %s", exc)
         return JSONResponse(
             {"detail": "The job queue or the file store is unavailable; try again shortly."},
             status_code=503,
             headers={"Retry-After": "5"},
         )
-
-    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
-        logger.exception("unhandled error", exc_info=exc)
-        return JSONResponse({"detail": "Internal error."}, status_code=500)
-
-    app.add_exception_handler(UploadError, upload_error)
-    app.add_exception_handler(MCNetError, domain_error)
-    app.add_exception_handler(RedisError, unavailable)
-    app.add_exception_handler(StorageError, unavailable)
-    app.add_exception_handler(Exception, unexpected)
+    logger.error("unexpected error", exc_info=exc)
+    return JSONResponse({"detail": "Internal error."}, status_code=500)
 
 
 def create_app(
@@ -166,33 +128,28 @@ def create_app(
     registry = CollectorRegistry()
     metrics = ApiMetrics(registry)
     registry.register(QueueCollector(jobs.depth, jobs.counts, jobs.live_workers))
-    form_limits = FormLimits(
-        files={"source": settings.max_image_bytes, "driving": settings.max_video_bytes},
-        fields=OPTION_FIELDS,
-    )
-    if set(form_limits.files) != set(FILE_PARTS):
-        raise ValueError("form limits must name exactly the file parts")
-    submit = SubmitContext(
-        jobs=jobs,
-        storage=storage,
-        metrics=metrics,
-        media_limits=media_limits(settings),
-        form_limits=form_limits,
-        spool_dir=spool_folder(settings, storage),
-    )
     app = FastAPI(
         title="MCNet talking-head animation",
         version="0.1.0",
         description=DESCRIPTION,
     )
-    app.include_router(
-        build_router(
-            RouteContext(submit=submit, registry=registry, api_keys=tuple(settings.api_keys))
-        )
+    app.state.services = Services(
+        jobs=jobs,
+        storage=storage,
+        metrics=metrics,
+        registry=registry,
+        api_keys=tuple(key.encode() for key in settings.api_keys),
+        media_limits=settings.media_limits(),
+        form_limits=FormLimits(
+            files={"source": settings.max_image_bytes, "driving": settings.max_video_bytes},
+            fields=frozenset(JobOptions.model_fields),
+        ),
+        spool_dir=spool_folder(settings, storage),
     )
+    app.include_router(jobs_router)
+    app.include_router(health_router)
     mount_web(app)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
-    _install_error_handlers(app)
-    extras: dict[str, Any] = {"jobs": jobs, "storage": storage, "metrics": metrics}
-    app.state.mcnet = extras
+    for caught in (MCNetError, RedisError, StorageError, Exception):
+        app.add_exception_handler(caught, error_response)
     return app

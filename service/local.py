@@ -25,9 +25,11 @@ from pathlib import Path
 from redis import Redis
 from redis.exceptions import RedisError
 
-from service.api_main import configure_logging, serve
-from service.jobs import JobQueue
-from service.settings import ApiSettings, add_model_options
+from core.cli import add_model_options
+from core.jobs import JobQueue
+from core.logs import configure_logging
+from core.settings import ApiSettings
+from service.api_main import serve
 
 logger = logging.getLogger(__name__)
 
@@ -158,7 +160,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def worker_command(args: argparse.Namespace) -> list[str]:
     """The `mcnet worker` command line `serve` runs, with the model options passed through."""
-    command = [sys.executable, "-m", "service.cli", "worker"]
+    command = [sys.executable, "-m", "core.cli", "worker"]
     if args.demo_weights:
         command.append("--demo-weights")
     if args.compile:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-
-class RangeNotSatisfiableError(Exception):
-    """The range starts past the end of the file (answer 416)."""
+from core.errors import RangeNotSatisfiableError
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
@@ -29,12 +27,12 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
             return None
         suffix = int(last)
         if suffix == 0 or size == 0:
-            raise RangeNotSatisfiableError
+            raise RangeNotSatisfiableError(header, size)
         return max(0, size - suffix), size - 1
     start = int(first)
     if last and int(last) < start:
         return None
     if start >= size:
-        raise RangeNotSatisfiableError
+        raise RangeNotSatisfiableError(header, size)
     end = int(last) if last else size - 1
     return start, min(end, size - 1)

@@ -1,43 +1,46 @@
-"""The HTTP routes: submit, status, result (with Range), cancel, health, metrics."""
+"""The HTTP routes: submit, status, result (with Range), cancel, health, metrics.
+
+Routes read the app's services through `ServicesDep`; failures are domain errors that
+carry their HTTP status (core.errors), answered by the app's one exception handler.
+"""
 
 from __future__ import annotations
 
-import hmac
 import logging
-from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 
-from service.jobs import JobEndedError, JobInfo, JobState
-from service.ranges import RangeNotSatisfiableError, parse_range
-from service.schemas import (
-    ErrorBody,
-    JobBody,
-    Links,
-    ProgressBody,
-    SubmitResponse,
-    animate_request_schema,
-)
-from service.storage import StorageError, result_key
-from service.submit import SubmitContext, submit_job
+from core.errors import JobStateError, RangeNotSatisfiableError, ResultGoneError
+from core.jobs import JobInfo
+from core.protocol import JobState
+from core.storage import Storage, StorageError, result_key
+from service.deps import Services, ServicesDep, require_key
+from service.ranges import parse_range
+from service.schemas import ErrorBody, JobBody, Links, SubmitResponse, animate_request_schema
+from service.submit import submit_job
 
 logger = logging.getLogger(__name__)
 
-_ID_HINT = "job ids are UUIDs such as 123e4567-e89b-42d3-a456-426614174000"
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody, "description": text}
+    for code, text in {
+        400: "Malformed multipart body.",
+        401: "Missing or unknown API key.",
+        413: "A file, its pixel count, frame count or duration is over a limit.",
+        415: "Not a usable image or video (wrong kind, empty, damaged, truncated).",
+        422: "Missing parts, unknown fields, or invalid options.",
+    }.items()
+}
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorBody, "description": "No such job."}
+}
 
-
-@dataclass(frozen=True)
-class RouteContext:
-    """Everything the routes use, built once by the app factory."""
-
-    submit: SubmitContext
-    registry: CollectorRegistry
-    api_keys: tuple[str, ...]
+jobs_router = APIRouter(dependencies=[Depends(require_key)])
+health_router = APIRouter()
 
 
 def _links(request: Request, job_id: str) -> Links:
@@ -53,7 +56,7 @@ def _job_body(request: Request, info: JobInfo) -> JobBody:
     return JobBody(
         id=info.id,
         status=info.status.value,
-        progress=ProgressBody(**info.progress.as_dict()),
+        progress=info.progress,
         created_at=info.created_at,
         started_at=info.started_at,
         ended_at=info.ended_at,
@@ -64,162 +67,106 @@ def _job_body(request: Request, info: JobInfo) -> JobBody:
     )
 
 
-def _not_found(job_id: str) -> HTTPException:
-    shown = job_id if len(job_id) <= 64 else job_id[:64] + "..."
-    return HTTPException(404, f"No job with id {shown!r} ({_ID_HINT}); it may have expired.")
+@jobs_router.post(
+    "/animate",
+    status_code=202,
+    response_model=SubmitResponse,
+    responses=_ERRORS,
+    openapi_extra={"requestBody": animate_request_schema()},
+    summary="Animate a photo with a driving video",
+)
+async def animate(request: Request, response: Response, services: ServicesDep) -> SubmitResponse:
+    """Queue a job: multipart/form-data with `source` (photo), `driving` (video) and
+    any option fields. Answers 202 with the job id; poll `links.self`."""
+    job_id = await submit_job(request, services)
+    links = _links(request, job_id)
+    response.headers["Location"] = links.self
+    return SubmitResponse(id=job_id, status=JobState.QUEUED.value, links=links)
 
 
-_BEARER = HTTPBearer(auto_error=False, description="An API key, when the service has them.")
+@jobs_router.get(
+    "/jobs/{job_id}",
+    name="job_status",
+    response_model=JobBody,
+    responses=_NOT_FOUND,
+    summary="Status and progress of a job",
+)
+async def job_status(job_id: str, request: Request, services: ServicesDep) -> JobBody:
+    """State (queued, started, finished, failed, canceled), progress, times, options."""
+    info = await run_in_threadpool(services.jobs.info, job_id)
+    return _job_body(request, info)
 
 
-class KeyCheck:
-    """Dependency: the request carries one of the API keys (when any are configured)."""
-
-    def __init__(self, api_keys: tuple[str, ...]) -> None:
-        self.api_keys = tuple(key.encode() for key in api_keys)
-
-    def __call__(
-        self, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)]
-    ) -> None:
-        if not self.api_keys:
-            return
-        given = credentials.credentials.encode() if credentials is not None else b""
-        if not any(hmac.compare_digest(given, key) for key in self.api_keys):
-            raise HTTPException(
-                401,
-                "Missing or unknown API key: send `Authorization: Bearer <key>`.",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-
-
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorBody, "description": text}
-    for code, text in {
-        400: "Malformed multipart body.",
-        401: "Missing or unknown API key.",
-        413: "A file, its pixel count, frame count or duration is over a limit.",
-        415: "Not a usable image or video (wrong kind, empty, damaged, truncated).",
-        422: "Missing parts, unknown fields, or invalid options.",
-    }.items()
-}
+@jobs_router.head("/jobs/{job_id}/result", include_in_schema=False)
+@jobs_router.get(
+    "/jobs/{job_id}/result",
+    name="job_result",
+    response_class=Response,
+    responses={
+        200: {"content": {"video/mp4": {}}, "description": "The MP4."},
+        206: {"content": {"video/mp4": {}}, "description": "Part of the MP4 (Range)."},
+        404: {"model": ErrorBody, "description": "No such job, or its result expired."},
+        409: {"model": ErrorBody, "description": "The job has not finished."},
+        416: {"model": ErrorBody, "description": "The range is past the end."},
+    },
+    summary="Download the result MP4 (Range requests supported)",
+)
+async def job_result(job_id: str, request: Request, services: ServicesDep) -> Response:
+    """The MP4 of a finished job; `Range: bytes=a-b` answers 206 with that part."""
+    info = await run_in_threadpool(services.jobs.info, job_id)
+    if info.status is not JobState.FINISHED:
+        reason = f" ({info.error})" if info.error else ""
+        raise JobStateError(
+            f"The job is {info.status.value}{reason}; the result exists once it has finished."
+        )
+    key = result_key(job_id)
+    size = await run_in_threadpool(services.storage.size, key)
+    if size is None:
+        raise ResultGoneError("The result of this job has expired or was removed.")
+    return await _send_file(request, key, size, job_id, services.storage)
 
 
-def build_router(ctx: RouteContext) -> APIRouter:
-    """All routes, closed over `ctx` (no global state)."""
-    router = APIRouter()
-    secured = [Depends(KeyCheck(ctx.api_keys))]
-    jobs, storage = ctx.submit.jobs, ctx.submit.storage
-
-    @router.post(
-        "/animate",
-        status_code=202,
-        response_model=SubmitResponse,
-        dependencies=secured,
-        responses=_ERRORS,
-        openapi_extra={"requestBody": animate_request_schema()},
-        summary="Animate a photo with a driving video",
-    )
-    async def animate(request: Request, response: Response) -> SubmitResponse:
-        """Queue a job: multipart/form-data with `source` (photo), `driving` (video) and
-        any option fields. Answers 202 with the job id; poll `links.self`."""
-        job_id = await submit_job(request, ctx.submit)
-        links = _links(request, job_id)
-        response.headers["Location"] = links.self
-        return SubmitResponse(id=job_id, status=JobState.QUEUED.value, links=links)
-
-    @router.get(
-        "/jobs/{job_id}",
-        name="job_status",
-        response_model=JobBody,
-        dependencies=secured,
-        responses={404: {"model": ErrorBody, "description": "No such job."}},
-        summary="Status and progress of a job",
-    )
-    async def job_status(job_id: str, request: Request) -> JobBody:
-        """State (queued, started, finished, failed, canceled), progress, times, options."""
-        info = await run_in_threadpool(jobs.info, job_id)
-        if info is None:
-            raise _not_found(job_id)
-        return _job_body(request, info)
-
-    @router.head("/jobs/{job_id}/result", dependencies=secured, include_in_schema=False)
-    @router.get(
-        "/jobs/{job_id}/result",
-        name="job_result",
-        dependencies=secured,
-        response_class=Response,
-        responses={
-            200: {"content": {"video/mp4": {}}, "description": "The MP4."},
-            206: {"content": {"video/mp4": {}}, "description": "Part of the MP4 (Range)."},
-            404: {"model": ErrorBody, "description": "No such job, or its result expired."},
-            409: {"model": ErrorBody, "description": "The job has not finished."},
-            416: {"model": ErrorBody, "description": "The range is past the end."},
-        },
-        summary="Download the result MP4 (Range requests supported)",
-    )
-    async def job_result(job_id: str, request: Request) -> Response:
-        """The MP4 of a finished job; `Range: bytes=a-b` answers 206 with that part."""
-        info = await run_in_threadpool(jobs.info, job_id)
-        if info is None:
-            raise _not_found(job_id)
-        if info.status is not JobState.FINISHED:
-            reason = f" ({info.error})" if info.error else ""
-            raise HTTPException(
-                409,
-                f"The job is {info.status.value}{reason}; the result exists once it has finished.",
-            )
-        key = result_key(job_id)
-        size = await run_in_threadpool(storage.size, key)
-        if size is None:
-            raise HTTPException(404, "The result of this job has expired or was removed.")
-        return await _send_file(request, key, size, job_id, storage)
-
-    @router.delete(
-        "/jobs/{job_id}",
-        status_code=202,
-        response_model=JobBody,
-        dependencies=secured,
-        responses={
-            404: {"model": ErrorBody, "description": "No such job."},
-            409: {"model": ErrorBody, "description": "The job has already finished or failed."},
-        },
-        summary="Cancel a job",
-    )
-    async def cancel_job(job_id: str, request: Request) -> JobBody:
-        """A queued job never runs; a running one stops between frame batches."""
-        try:
-            info = await run_in_threadpool(jobs.cancel, job_id)
-        except JobEndedError as exc:
-            raise HTTPException(409, str(exc).capitalize() + ".") from exc
-        if info is None:
-            raise _not_found(job_id)
-        return _job_body(request, info)
-
-    @router.get("/healthz", summary="The process is alive")
-    async def healthz() -> dict[str, str]:
-        """Always 200 while the process serves requests."""
-        return {"status": "ok"}
-
-    @router.get(
-        "/readyz",
-        summary="Redis reachable, storage usable, and at least one worker alive",
-        responses={503: {"description": "Not ready; `detail` says why."}},
-    )
-    async def readyz() -> JSONResponse:
-        """200 when jobs can be queued and run; 503 with the reason otherwise."""
-        return await run_in_threadpool(_readiness, ctx)
-
-    @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
-    async def metrics() -> Response:
-        """Prometheus text format."""
-        body = await run_in_threadpool(generate_latest, ctx.registry)
-        return Response(body, media_type=CONTENT_TYPE_LATEST)
-
-    return router
+@jobs_router.delete(
+    "/jobs/{job_id}",
+    status_code=202,
+    response_model=JobBody,
+    responses={
+        **_NOT_FOUND,
+        409: {"model": ErrorBody, "description": "The job has already finished or failed."},
+    },
+    summary="Cancel a job",
+)
+async def cancel_job(job_id: str, request: Request, services: ServicesDep) -> JobBody:
+    """A queued job never runs; a running one stops between frame batches."""
+    info = await run_in_threadpool(services.jobs.cancel, job_id)
+    return _job_body(request, info)
 
 
-def _readiness(ctx: RouteContext) -> JSONResponse:
-    jobs, storage = ctx.submit.jobs, ctx.submit.storage
+@health_router.get("/healthz", summary="The process is alive")
+async def healthz() -> dict[str, str]:
+    """Always 200 while the process serves requests."""
+    return {"status": "ok"}
+
+
+@health_router.get(
+    "/readyz",
+    summary="Redis reachable, storage usable, and at least one worker alive",
+    responses={503: {"description": "Not ready; `detail` says why."}},
+)
+async def readyz(services: ServicesDep) -> JSONResponse:
+    """200 when jobs can be queued and run; 503 with the reason otherwise."""
+    return await run_in_threadpool(_readiness, services)
+
+
+@health_router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+async def metrics(services: ServicesDep) -> Response:
+    """Prometheus text format."""
+    body = await run_in_threadpool(generate_latest, services.registry)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+
+def _readiness(services: Services) -> JSONResponse:
+    jobs, storage = services.jobs, services.storage
     state: dict[str, Any] = {"redis": jobs.ping(), "workers": 0, "storage": True}
     problems = []
     if state["redis"]:
@@ -238,7 +185,9 @@ def _readiness(ctx: RouteContext) -> JSONResponse:
     return JSONResponse({"status": "ready", **state})
 
 
-async def _send_file(request: Request, key: str, size: int, job_id: str, storage: Any) -> Response:
+async def _send_file(
+    request: Request, key: str, size: int, job_id: str, storage: Storage
+) -> Response:
     etag = f'"{job_id}"'
     headers = {
         "Accept-Ranges": "bytes",
@@ -250,12 +199,9 @@ async def _send_file(request: Request, key: str, size: int, job_id: str, storage
     header = request.headers.get("range") if if_range in (None, etag) else None
     try:
         span = parse_range(header, size)
-    except RangeNotSatisfiableError:
-        return JSONResponse(
-            {"detail": f"The range {header!r} is past the end of the file ({size} bytes)."},
-            status_code=416,
-            headers={"Content-Range": f"bytes */{size}", **headers},
-        )
+    except RangeNotSatisfiableError as exc:
+        exc.headers = {**headers, **exc.headers}
+        raise
     start, end = span if span is not None else (0, size - 1)
     status = 206 if span is not None else 200
     headers["Content-Length"] = str(end - start + 1)

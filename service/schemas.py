@@ -7,7 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from service.options import JobOptions
+from core.options import JobOptions
+from core.protocol import Progress
 
 
 class ErrorBody(BaseModel):
@@ -31,24 +32,12 @@ class SubmitResponse(BaseModel):
     links: Links
 
 
-class ProgressBody(BaseModel):
-    """Where a job is. Progress only moves forward: to a later stage, or to more frames
-    done within a stage."""
-
-    stage: str = Field(description="queued, probing, cropping, animating, encoding or done.")
-    frames_done: int = Field(
-        description="Frames done in this stage (cropping: frames scanned for the face box; "
-        "animating: frames animated and encoded)."
-    )
-    frames_total: int = Field(description="Frames of the driving video.")
-
-
 class JobBody(BaseModel):
     """Answer to GET /jobs/{id}."""
 
     id: str
     status: str = Field(description="queued, started, finished, failed or canceled.")
-    progress: ProgressBody
+    progress: Progress
     created_at: dt.datetime | None = None
     started_at: dt.datetime | None = None
     ended_at: dt.datetime | None = None

@@ -11,7 +11,6 @@ import logging
 import tempfile
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
@@ -19,31 +18,16 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
-from service.errors import InvalidOptionsError, MCNetError, UnsupportedMediaError
-from service.jobs import JobQueue
-from service.media_probe import MediaLimits, probe_image, probe_video
-from service.metrics import ApiMetrics
-from service.options import JobOptions
-from service.storage import Storage, input_key
-from service.uploads import FormLimits, UploadError, receive_form
+from core.errors import InvalidOptionsError, InvalidRequestError, MCNetError, UnsupportedMediaError
+from core.media_probe import MediaLimits, probe_image, probe_video
+from core.options import JobOptions
+from core.storage import INPUT_NAMES, input_key
+from service.deps import Services
+from service.uploads import receive_form
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-FILE_PARTS = ("source", "driving")
-OPTION_FIELDS = frozenset(JobOptions.model_fields)
-
-
-@dataclass(frozen=True)
-class SubmitContext:
-    """What POST /animate needs, built once by the app factory."""
-
-    jobs: JobQueue
-    storage: Storage
-    metrics: ApiMetrics
-    media_limits: MediaLimits
-    form_limits: FormLimits
-    spool_dir: Path | None
 
 
 def parse_options(fields: dict[str, str]) -> JobOptions:
@@ -64,15 +48,6 @@ def parse_options(fields: dict[str, str]) -> JobOptions:
         raise InvalidOptionsError("Invalid options: " + "; ".join(problems) + ".") from exc
 
 
-def check_best_frame(options: JobOptions, frames: int) -> None:
-    """A frame index for best_frame must exist in the driving video."""
-    if isinstance(options.best_frame, int) and options.best_frame >= frames:
-        raise InvalidOptionsError(
-            f"Invalid options: best_frame {options.best_frame} is past the driving video's "
-            f"last frame (it has {frames} frames, numbered from 0)."
-        )
-
-
 async def _probe(
     probe: Callable[[Path, MediaLimits], T], path: Path, limits: MediaLimits, what: str
 ) -> T:
@@ -89,31 +64,30 @@ async def _probe(
         ) from exc
 
 
-async def submit_job(request: Request, ctx: SubmitContext) -> str:
-    """Handle one POST /animate; return the new job's id. Raises UploadError/MCNetError."""
+async def submit_job(request: Request, ctx: Services) -> str:
+    """Handle one POST /animate; return the new job's id. Raises domain errors (core.errors)."""
     job_id = str(uuid.uuid4())
     with tempfile.TemporaryDirectory(dir=ctx.spool_dir, prefix="mcnet-upload-") as folder:
         form = await receive_form(request, Path(folder), ctx.form_limits)
         for part, size in form.sizes.items():
             ctx.metrics.upload_bytes.labels(part).inc(size)
-        missing = [part for part in FILE_PARTS if part not in form.files]
+        missing = [part for part in INPUT_NAMES if part not in form.files]
         if missing:
-            raise UploadError(
-                422,
+            raise InvalidRequestError(
                 f"Missing file part(s): {', '.join(missing)}. Send the photo as `source` and "
                 "the talking-head video as `driving` (multipart/form-data).",
             )
         options = parse_options(form.fields)
         await _probe(probe_image, form.files["source"], ctx.media_limits, "photo")
         video = await _probe(probe_video, form.files["driving"], ctx.media_limits, "driving video")
-        check_best_frame(options, video.frames)
+        options.check_best_frame(video.frames)
         stored: list[str] = []
         try:
-            for part in FILE_PARTS:
-                key = input_key(job_id, part)  # type: ignore[arg-type]
+            for part in INPUT_NAMES:
+                key = input_key(job_id, part)
                 await run_in_threadpool(ctx.storage.put_file, key, form.files[part], move=True)
                 stored.append(key)
-            await run_in_threadpool(ctx.jobs.submit, job_id, options, video.frames)
+            await run_in_threadpool(ctx.jobs.submit, job_id, options, video)
         except BaseException:
             for key in stored:
                 await run_in_threadpool(ctx.storage.delete, key)

@@ -17,18 +17,16 @@ from typing import IO
 from python_multipart.multipart import MultipartParseError, MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
+from core.errors import (
+    BadRequestError,
+    InputTooLargeError,
+    InvalidRequestError,
+    UnsupportedMediaError,
+)
+
 logger = logging.getLogger(__name__)
 
 _MULTIPART_OVERHEAD = 64 * 1024
-
-
-class UploadError(Exception):
-    """The request cannot be accepted; `status` and `detail` are what the client gets."""
-
-    def __init__(self, status: int, detail: str) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.detail = detail
 
 
 @dataclass(frozen=True)
@@ -105,13 +103,13 @@ class _Receiver:
         disposition, params = parse_options_header(self._headers.get("content-disposition", b""))
         raw_name = params.get(b"name")
         if disposition != b"form-data" or raw_name is None:
-            raise UploadError(400, "Every part of the form needs a Content-Disposition name.")
+            raise BadRequestError("Every part of the form needs a Content-Disposition name.")
         name = raw_name.decode("utf-8", errors="replace")
         if name in self.form.files or name in self.form.fields:
-            raise UploadError(422, f"The field {name!r} was sent more than once.")
+            raise InvalidRequestError(f"The field {name!r} was sent more than once.")
         if name not in self.limits.files and name not in self.limits.fields:
             allowed = ", ".join(sorted([*self.limits.files, *self.limits.fields]))
-            raise UploadError(422, f"Unknown form field {name!r}. Allowed fields: {allowed}.")
+            raise InvalidRequestError(f"Unknown form field {name!r}. Allowed fields: {allowed}.")
         self._name = name
         if name in self.limits.files:
             path = self.folder / name
@@ -126,13 +124,13 @@ class _Receiver:
         if self._file is not None:
             limit = self.limits.files[name]
             if self._size > limit:
-                raise UploadError(
-                    413, f"The {name} file is larger than the limit of {_human(limit)}."
+                raise InputTooLargeError(
+                    f"The {name} file is larger than the limit of {_human(limit)}."
                 )
             self._file.write(data[start:end])
         else:
             if self._size > self.limits.max_field_bytes:
-                raise UploadError(422, f"The value of {name!r} is too long.")
+                raise InvalidRequestError(f"The value of {name!r} is too long.")
             self._value += data[start:end]
 
     def on_part_end(self) -> None:
@@ -147,7 +145,7 @@ class _Receiver:
             try:
                 self.form.fields[name] = bytes(self._value).decode("utf-8")
             except UnicodeDecodeError as exc:
-                raise UploadError(422, f"The value of {name!r} is not UTF-8 text.") from exc
+                raise InvalidRequestError(f"The value of {name!r} is not UTF-8 text.") from exc
         self._name = None
 
     def close(self) -> None:
@@ -168,23 +166,25 @@ def _human(size: int) -> str:
 def _boundary(request: Request) -> bytes:
     content_type, params = parse_options_header(request.headers.get("content-type", ""))
     if content_type != b"multipart/form-data":
-        raise UploadError(415, "Send the files as multipart/form-data (fields source and driving).")
+        raise UnsupportedMediaError(
+            "Send the files as multipart/form-data (fields source and driving)."
+        )
     boundary = params.get(b"boundary")
     if not boundary:
-        raise UploadError(400, "The multipart/form-data request has no boundary.")
+        raise BadRequestError("The multipart/form-data request has no boundary.")
     return boundary
 
 
 async def receive_form(request: Request, folder: Path, limits: FormLimits) -> ReceivedForm:
     """Read the body of `request` into `folder`, enforcing `limits` as bytes arrive.
 
-    Raises UploadError with the status and message for the client.
+    Raises a domain error (core.errors) with the status and message for the client.
     """
     boundary = _boundary(request)
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limits.max_body:
-        raise UploadError(
-            413, f"The request is larger than the limit of {_human(limits.max_body)}."
+        raise InputTooLargeError(
+            f"The request is larger than the limit of {_human(limits.max_body)}."
         )
     receiver = _Receiver(folder, limits)
     parser = MultipartParser(boundary, receiver.callbacks())  # type: ignore[arg-type]
@@ -193,17 +193,17 @@ async def receive_form(request: Request, folder: Path, limits: FormLimits) -> Re
         async for chunk in request.stream():
             received += len(chunk)
             if received > limits.max_body:
-                raise UploadError(
-                    413, f"The request is larger than the limit of {_human(limits.max_body)}."
+                raise InputTooLargeError(
+                    f"The request is larger than the limit of {_human(limits.max_body)}."
                 )
             parser.write(chunk)
         parser.finalize()
     except MultipartParseError as exc:
-        raise UploadError(400, f"The multipart/form-data body is malformed: {exc}") from exc
+        raise BadRequestError(f"The multipart/form-data body is malformed: {exc}") from exc
     except ClientDisconnect as exc:
-        raise UploadError(400, "The client went away before the upload was complete.") from exc
+        raise BadRequestError("The client went away before the upload was complete.") from exc
     finally:
         receiver.close()
     if receiver._name is not None:
-        raise UploadError(400, "The multipart/form-data body ended in the middle of a part.")
+        raise BadRequestError("The multipart/form-data body ended in the middle of a part.")
     return receiver.form

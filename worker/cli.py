@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,9 +11,11 @@ from typing import Any, get_args
 
 from pydantic import ValidationError
 
-from service.errors import MCNetError
-from service.options import JobOptions
-from service.settings import X264Preset
+from core.encoding import EncodeSettings, X264Preset
+from core.errors import MCNetError
+from core.logs import configure_logging
+from core.options import JobOptions
+from core.settings import ModelSettings
 
 logger = logging.getLogger("mcnet.animate")
 
@@ -74,32 +75,39 @@ def build_parser() -> argparse.ArgumentParser:
         "--audio", action=argparse.BooleanOptionalAction, help=fields["audio"].description
     )
     job.add_argument("--seed", type=int, help=fields["seed"].description)
-    model = parser.add_argument_group("model")
+    model = parser.add_argument_group("model (default: the MCNET_* environment)")
     model.add_argument(
         "--checkpoint",
         type=Path,
-        default=os.environ.get("MCNET_CHECKPOINT") or None,
-        help="converted .safetensors or official .pth.tar checkpoint (default: $MCNET_CHECKPOINT)",
+        help="converted .safetensors or official .pth.tar checkpoint (MCNET_CHECKPOINT)",
     )
     model.add_argument(
         "--demo-weights",
         action="store_true",
+        default=None,
         help="run with deterministic untrained weights (no checkpoint; output is not a trained "
         "model's)",
     )
-    model.add_argument("--device", default="auto", help="cuda, cuda:N, cpu or auto (default)")
-    model.add_argument("--precision", choices=["fp32", "fp16"], default="fp32")
+    model.add_argument("--device", help="cuda, cuda:N, cpu or auto (default)")
+    model.add_argument("--precision", choices=["fp32", "fp16"], help="fp32 (default) or fp16")
     model.add_argument("--batch-size", type=int, help="frames per batch (default: from memory)")
     model.add_argument(
-        "--compile", action="store_true", help="torch.compile the generator (worth it on a GPU)"
+        "--compile",
+        action="store_true",
+        default=None,
+        help="torch.compile the generator (worth it on a GPU)",
     )
+    defaults = EncodeSettings()
     out = parser.add_argument_group("output")
-    out.add_argument("--crf", type=int, default=18, help="H.264 quality, 0-51, lower is better")
+    out.add_argument(
+        "--crf",
+        type=int,
+        help=f"H.264 quality, 0-51, lower is better (default: {defaults.encode_crf})",
+    )
     out.add_argument(
         "--preset",
         choices=get_args(X264Preset),
-        default="medium",
-        help="x264 speed/size trade-off (default: medium)",
+        help=f"x264 speed/size trade-off (default: {defaults.encode_preset})",
     )
     out.add_argument("--no-progress", action="store_true", help="no progress bar")
     out.add_argument("-v", "--verbose", action="store_true", help="log each step")
@@ -107,31 +115,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _options(args: argparse.Namespace) -> JobOptions:
-    names = ("motion", "adapt_scale", "best_frame", "crop", "paste_back", "layout", "audio", "seed")
-    given = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
-    return JobOptions(**given)
+    return JobOptions(**_given(args, list(JobOptions.model_fields)))
 
 
-def _load_animator(args: argparse.Namespace) -> Any:
-    """Build the Animator: from --checkpoint, or demo weights with --demo-weights."""
-    from model.animator import Animator
-    from model.checkpoint import demo_networks, load_networks
+def _given(args: argparse.Namespace, names: Sequence[str]) -> dict[str, Any]:
+    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
 
-    if args.checkpoint is not None:
-        networks = load_networks(args.checkpoint)
-    else:
-        logger.warning(
-            "using --demo-weights: untrained weights, the output is NOT a trained model's "
-            "(the face will not follow the driving video)"
-        )
-        networks = demo_networks()
-    return Animator(
-        networks,
-        device=args.device,
-        precision=args.precision,
-        batch_size=args.batch_size,
-        compile=args.compile,
-    )
+
+def _model_settings(args: argparse.Namespace) -> ModelSettings:
+    """The environment's model settings with the options given here over them."""
+    names = ("checkpoint", "demo_weights", "device", "precision", "batch_size", "compile")
+    return ModelSettings.model_validate({**ModelSettings().model_dump(), **_given(args, names)})
+
+
+def _encode_settings(args: argparse.Namespace) -> EncodeSettings:
+    given = _given(args, ("crf", "preset"))
+    return EncodeSettings(**{f"encode_{name}": value for name, value in given.items()})
 
 
 class _Bar:
@@ -167,32 +166,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run `mcnet animate`; returns the exit status (0 ok, 1 failed, 2 bad usage)."""
     parser = build_parser()
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging("INFO" if args.verbose else "WARNING")
     try:
         options = _options(args)
+        model = _model_settings(args)
+        encode = _encode_settings(args)
     except ValidationError as exc:
-        message = "; ".join(err["msg"] for err in exc.errors())
+        message = "; ".join(
+            f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in exc.errors()
+        )
         parser.error(f"invalid options: {message}")
-    if args.checkpoint is None and not args.demo_weights:
+    if model.checkpoint is None and not model.demo_weights:
         sys.stderr.write(CHECKPOINT_HELP + "\n")
         return 2
-    if not 0 <= args.crf <= 51:
-        parser.error("--crf must be between 0 and 51")
     for path in (args.source, args.driving):
         if not path.is_file():
             logger.error("%s: no such file", path)
             return 1
 
-    from worker.media.encode import EncodeSettings
+    from worker.animator import load_animator
     from worker.media.settings import MediaSettings
     from worker.task import run_animation
 
     bar = _Bar(not args.no_progress)
     try:
-        animator = _load_animator(args)
+        animator = load_animator(model)
         result = run_animation(
             args.source,
             args.driving,
@@ -200,7 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             options,
             animator,
             progress=bar,
-            settings=MediaSettings(encode=EncodeSettings(crf=args.crf, preset=args.preset)),
+            settings=MediaSettings(encode=encode),
         )
     except (MCNetError, ValueError) as exc:
         bar.close()

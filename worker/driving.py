@@ -17,7 +17,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from service.errors import InvalidInputError
+from core.errors import InvalidInputError
 from worker.face import Box, ClipFaceTrack, CropBox, FaceDetector, resize_square
 from worker.media.decode import RateMeter, decode_frames
 from worker.media.settings import MediaSettings

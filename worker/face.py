@@ -18,7 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from service.errors import NoFaceError
+from core.errors import NoFaceError
 
 logger = logging.getLogger(__name__)
 

@@ -10,11 +10,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from service.errors import InvalidInputError
+from core.errors import InvalidInputError
 from worker.face import CropBox
 from worker.media.images import cap_size
-
-MAX_OUTPUT_SIDE = 1920  # longer side of a pasted-back result
+from worker.media.settings import MAX_SIDE
 
 # Fraction of the crop's side over which the mask falls from 1 to 0 at each border.
 # Wide enough to hide a colour step (the model re-renders the background too), narrow
@@ -23,7 +22,7 @@ MAX_OUTPUT_SIDE = 1920  # longer side of a pasted-back result
 FEATHER = 0.12
 
 
-def even_canvas(image: np.ndarray, max_side: int = MAX_OUTPUT_SIDE) -> np.ndarray:
+def even_canvas(image: np.ndarray, max_side: int = MAX_SIDE) -> np.ndarray:
     """The photo capped to `max_side` and trimmed by at most 1 px to even dimensions."""
     capped = cap_size(image, max_side)
     height, width = capped.shape[:2]

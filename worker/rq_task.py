@@ -1,7 +1,7 @@
 """The RQ job function `animate_job`, run by `mcnet worker` (worker.rq_worker).
 
-The API enqueues it by its dotted path, `worker.rq_task.animate_job`, with the job id,
-the validated options and the driving video's frame count. It fetches the inputs from
+The API enqueues it by its dotted path (core.protocol.TASK) with the job id, the
+validated options and the probe of the driving video. It fetches the inputs from
 storage into a temporary folder, runs `worker.task.run_animation` with the worker's
 animator (loaded once, passed in through a context variable the worker sets around each
 job), reports progress into the job's meta and the worker's metrics, checks the cancel
@@ -27,12 +27,15 @@ from redis.exceptions import RedisError
 from rq import get_current_job
 from rq.job import Job
 
-from service.errors import InvalidInputError, JobCanceledError
-from service.jobs import JobProgress, cancel_requested
-from service.metrics import WorkerMetrics
-from service.options import JobOptions
-from service.storage import ObjectMissingError, Storage, input_key, result_key
-from worker.task import Progress, run_animation
+from core.errors import InvalidInputError, JobCanceledError
+from core.jobs import cancel_requested
+from core.media_probe import VideoInfo
+from core.options import JobOptions
+from core.protocol import Progress, Stage
+from core.storage import ObjectMissingError, Storage, input_key, result_key
+from worker.media.settings import MediaSettings
+from worker.metrics import WorkerMetrics
+from worker.task import run_animation
 
 if TYPE_CHECKING:
     from model.animator import Animator
@@ -57,7 +60,7 @@ class WorkerContext:
     metrics: WorkerMetrics
     should_stop: Callable[[], bool]
     work_dir: Path | None = None
-    media_settings: Any = None
+    media_settings: MediaSettings | None = None
 
 
 _CONTEXT: contextvars.ContextVar[WorkerContext] = contextvars.ContextVar("mcnet_worker_context")
@@ -79,7 +82,7 @@ class ProgressReporter:
     def __init__(self, job: Job | None, metrics: WorkerMetrics, frames_total: int) -> None:
         self.job = job
         self.metrics = metrics
-        self.last = JobProgress("queued", 0, frames_total)
+        self.last = Progress(Stage.QUEUED, 0, frames_total)
         self._written_at = 0.0
         self._batch_started = time.perf_counter()
         self._lock = threading.Lock()
@@ -89,15 +92,15 @@ class ProgressReporter:
     def update(self, progress: Progress) -> None:
         """Callback of `run_animation`: one update per stage change or frame batch."""
         total = progress.frames_total or self.last.frames_total
-        current = JobProgress(progress.stage, progress.frames_done, total)
+        current = Progress(progress.stage, progress.frames_done, total)
         with self._lock:
             previous = self.last
             if current.key() < previous.key():
                 return
             now = time.perf_counter()
-            if current.stage == "animating":
+            if current.stage is Stage.ANIMATING:
                 done = current.frames_done - (
-                    previous.frames_done if previous.stage == "animating" else 0
+                    previous.frames_done if previous.stage is Stage.ANIMATING else 0
                 )
                 if done > 0:
                     self.metrics.frames.inc(done)
@@ -115,7 +118,7 @@ class ProgressReporter:
                 self._write(current)
                 self._written_at = now
 
-    def _write(self, progress: JobProgress) -> None:
+    def _write(self, progress: Progress) -> None:
         if self.job is None:
             return
         self.job.meta["progress"] = progress.as_dict()
@@ -151,11 +154,13 @@ class StopCheck:
         return self.reason is not None
 
 
-def animate_job(job_id: str, options: dict[str, Any], frames: int) -> dict[str, Any]:
+def animate_job(job_id: str, options: dict[str, Any], video: dict[str, Any]) -> dict[str, Any]:
     """Animate the stored inputs of `job_id`; store `results/<id>.mp4`; return a summary.
 
-    Raises service.errors exceptions for bad inputs, JobCanceledError when canceled, and
-    ShutdownRequeueError when the worker is shutting down and the job must run again.
+    `video` is the API's probe of the driving video (core.media_probe.VideoInfo), which
+    the task takes instead of probing again. Raises core.errors exceptions for bad inputs,
+    JobCanceledError when canceled, and ShutdownRequeueError when the worker is shutting
+    down and the job must run again.
     """
     context = _CONTEXT.get(None)
     if context is None:
@@ -165,6 +170,8 @@ def animate_job(job_id: str, options: dict[str, Any], frames: int) -> dict[str, 
     if cancel_requested(connection, job_id):
         raise JobCanceledError("The job was canceled before it started.")
     job_options = JobOptions.model_validate(options)
+    probed = VideoInfo(**video)
+    frames = probed.frames
     reporter = ProgressReporter(job, context.metrics, frames)
     should_cancel = StopCheck(lambda: cancel_requested(connection, job_id), context.should_stop)
     started = time.perf_counter()
@@ -182,6 +189,7 @@ def animate_job(job_id: str, options: dict[str, Any], frames: int) -> dict[str, 
                 progress=reporter.update,
                 should_cancel=should_cancel,
                 settings=context.media_settings,
+                video=probed,
             )
         except JobCanceledError:
             if should_cancel.reason == "shutdown":
@@ -192,7 +200,7 @@ def animate_job(job_id: str, options: dict[str, Any], frames: int) -> dict[str, 
         size = output.stat().st_size
         context.storage.put_file(result_key(job_id), output, move=True)
     context.storage.delete_inputs(job_id)
-    reporter.update(Progress("done", reporter.last.frames_total, reporter.last.frames_total))
+    reporter.update(Progress(Stage.DONE, reporter.last.frames_total, reporter.last.frames_total))
     seconds = time.perf_counter() - started
     logger.info("job %s: %d frames in %.1f s (%d bytes)", job_id, frames, seconds, size)
     return {

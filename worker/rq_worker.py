@@ -39,11 +39,16 @@ from rq.timeouts import JobTimeoutException
 from rq.utils import now
 from rq.worker import WorkerStatus
 
-from service.errors import JobCanceledError, MCNetError
-from service.jobs import SERIALIZER, JobProgress, JobQueue
-from service.metrics import WorkerMetrics
-from service.settings import WorkerSettings, add_model_options
-from service.storage import Storage, StorageError, open_storage
+from core.cli import add_model_options
+from core.errors import JobCanceledError, MCNetError
+from core.jobs import SERIALIZER, JobQueue
+from core.logs import configure_logging
+from core.protocol import JobOutcome, Outcome, Progress, Stage, time_limit_message
+from core.settings import WorkerSettings
+from core.storage import Storage, StorageError, open_storage
+from worker.animator import load_animator
+from worker.media.settings import MediaSettings
+from worker.metrics import WorkerMetrics
 from worker.rq_task import ShutdownRequeueError, WorkerContext, worker_context
 
 if TYPE_CHECKING:
@@ -62,7 +67,29 @@ class WorkerParts:
     storage: Storage
     metrics: WorkerMetrics
     settings: WorkerSettings
-    media_settings: Any = None
+    media_settings: MediaSettings | None = None
+
+
+def outcome_of(
+    job: Job, exc_type: type[BaseException], exc_value: BaseException
+) -> JobOutcome | None:
+    """What a failed run of `job` means; None for a job whose worker died (RQ retries it).
+
+    A domain error (bad input) or a timeout fails the job at once with a readable reason;
+    a cancel ends it canceled; a shutdown puts it back in the queue; anything else fails
+    the run and RQ retries it while retries are left.
+    """
+    if issubclass(exc_type, AbandonedJobError):
+        return None
+    if issubclass(exc_type, ShutdownRequeueError | SystemExit | KeyboardInterrupt):
+        return JobOutcome(Outcome.REQUEUED)
+    if issubclass(exc_type, JobCanceledError):
+        return JobOutcome(Outcome.CANCELED)
+    if issubclass(exc_type, MCNetError):
+        return JobOutcome(Outcome.FAILED, str(exc_value))
+    if issubclass(exc_type, JobTimeoutException):
+        return JobOutcome(Outcome.FAILED, time_limit_message(job.timeout))
+    return JobOutcome(Outcome.FAILED, retry=True)
 
 
 class MCNetWorker(SimpleWorker):
@@ -82,7 +109,6 @@ class MCNetWorker(SimpleWorker):
         self.heartbeat_interval = settings.heartbeat_interval
         self.shutdown_grace = settings.shutdown_grace
         self._deadline: float | None = None
-        self._outcomes: dict[str, str] = {}
         self.push_exc_handler(self._classify_failure)
 
     # heartbeats -------------------------------------------------------------------------
@@ -115,6 +141,7 @@ class MCNetWorker(SimpleWorker):
             work_dir=self.parts.settings.work_dir,
             media_settings=self.parts.media_settings,
         )
+        job.meta.pop("outcome", None)  # an earlier run's
         metrics.busy.set(1)
         started = time.perf_counter()
         beats.start()
@@ -127,36 +154,22 @@ class MCNetWorker(SimpleWorker):
             metrics.busy.set(0)
             metrics.frames_done.set(0)
             metrics.frames_total.set(0)
-        outcome = "finished" if ok else self._outcomes.pop(job.id, "failed")
-        self._outcomes.pop(job.id, None)
-        metrics.jobs.labels(outcome).inc()
-        metrics.job_seconds.labels(outcome).observe(time.perf_counter() - started)
+        failure = None if ok else JobOutcome.from_meta(job.meta)
+        outcome = Outcome.FINISHED if ok else failure.outcome if failure else Outcome.FAILED
+        metrics.jobs.labels(outcome.value).inc()
+        metrics.job_seconds.labels(outcome.value).observe(time.perf_counter() - started)
         self.set_state(WorkerStatus.IDLE)
 
     def _classify_failure(
         self, job: Job, exc_type: type[BaseException], exc_value: BaseException, tb: Any
     ) -> bool:
-        """Exception handler: decide what a failure means before RQ records it."""
-        if issubclass(exc_type, AbandonedJobError):
-            return True  # another worker died; RQ retries the job
-        if issubclass(exc_type, ShutdownRequeueError | SystemExit | KeyboardInterrupt):
-            self._outcomes[job.id] = "requeued"
-        elif issubclass(exc_type, JobCanceledError):
-            self._outcomes[job.id] = "canceled"
-            job.meta["canceled"] = True
-        elif issubclass(exc_type, MCNetError):
-            self._outcomes[job.id] = "failed"
-            job.meta["error"] = str(exc_value)
-            job.retries_left = 0
-        elif issubclass(exc_type, JobTimeoutException):
-            self._outcomes[job.id] = "failed"
-            job.meta["error"] = (
-                f"The job ran past its time limit ({job.timeout} s) and was stopped."
-            )
-            job.retries_left = 0
-        else:
-            self._outcomes[job.id] = "failed"
+        """Exception handler: store what a failure means in the job before RQ records it."""
+        outcome = outcome_of(job, exc_type, exc_value)
+        if outcome is None:
             return True
+        job.meta["outcome"] = outcome.as_dict()
+        if outcome.outcome is Outcome.FAILED and not outcome.retry:
+            job.retries_left = 0
         try:
             job.save_meta()
         except RedisError as exc:
@@ -172,12 +185,13 @@ class MCNetWorker(SimpleWorker):
         execution: Execution | None = None,
     ) -> None:
         """Canceled jobs end `canceled`, interrupted ones are requeued, the rest as RQ does."""
-        outcome = self._outcomes.get(job.id)
+        stored = JobOutcome.from_meta(job.meta)
+        outcome = stored.outcome if stored is not None else Outcome.FAILED
         try:
-            if outcome == "canceled":
+            if outcome is Outcome.CANCELED:
                 self._end_canceled(job, queue, execution)
                 return
-            if outcome == "requeued":
+            if outcome is Outcome.REQUEUED:
                 self._requeue(job, queue, execution)
                 return
         except RedisError:
@@ -197,7 +211,8 @@ class MCNetWorker(SimpleWorker):
 
     def _requeue(self, job: Job, queue: Queue, execution: Execution | None) -> None:
         frames = int(job.meta.get("frames_total", 0) or 0)
-        job.meta["progress"] = JobProgress("queued", 0, frames).as_dict()
+        job.meta["progress"] = Progress(Stage.QUEUED, 0, frames).as_dict()
+        job.meta.pop("outcome", None)
         with self.connection.pipeline() as pipe:
             self.cleanup_execution(job, pipeline=pipe, execution=execution)
             pipe.execute()
@@ -233,55 +248,9 @@ class MCNetWorker(SimpleWorker):
             logger.warning("maintenance failed: %s", exc)
 
 
-def load_animator(settings: WorkerSettings, metrics: WorkerMetrics) -> Animator:
-    """Load the networks once, onto the device the settings name; report the time taken."""
-    from model.animator import Animator
-    from model.checkpoint import demo_networks, load_networks
-    from model.config import MCNetConfig
-
-    # vox256: the published configuration (or the one a safetensors file of ours records)
-    config = MCNetConfig.tiny() if settings.net_config == "tiny" else None
-    started = time.perf_counter()
-    if settings.checkpoint is not None:
-        networks = load_networks(settings.checkpoint, config)
-    elif settings.demo_weights:
-        logger.warning("using untrained demo weights: results are not a real animation")
-        networks = demo_networks(config or MCNetConfig())
-    else:
-        raise MCNetError(
-            "No model: set MCNET_CHECKPOINT (or --checkpoint) to an MCNet checkpoint, or pass "
-            "--demo-weights to try the service with untrained weights."
-        )
-    device = None if settings.device == "auto" else settings.device
-    animator = Animator(
-        networks,
-        device=device,
-        precision=settings.precision,
-        batch_size=settings.batch_size,
-        compile=settings.compile,
-    )
-    seconds = time.perf_counter() - started
-    metrics.model_load_seconds.set(seconds)
-    logger.info(
-        "model loaded in %.2f s on %s (%s, batch %d)",
-        seconds,
-        animator.device,
-        settings.precision,
-        animator.batch_size,
-    )
-    return animator
-
-
-def media_settings(settings: WorkerSettings) -> Any:
+def media_settings(settings: WorkerSettings) -> MediaSettings:
     """The media pipeline's settings, with the same input limits the API checks."""
-    from service.media_probe import MediaLimits
-    from worker.media.encode import EncodeSettings
-    from worker.media.settings import MediaSettings
-
-    return MediaSettings(
-        limits=MediaLimits(**settings.media_limit_values()),  # type: ignore[arg-type]
-        encode=EncodeSettings(crf=settings.encode_crf, preset=settings.encode_preset),
-    )
+    return MediaSettings(limits=settings.media_limits(), encode=settings.encode_settings())
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -316,10 +285,7 @@ def settings_from_args(args: argparse.Namespace, settings: WorkerSettings) -> Wo
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `mcnet worker`."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=os.environ.get("MCNET_LOG_LEVEL", "INFO"),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging()
     settings = settings_from_args(args, WorkerSettings())
     if not settings.redis_url:
         logger.error("REDIS_URL is not set (or run `mcnet serve`, which starts Redis)")
@@ -327,7 +293,9 @@ def main(argv: list[str] | None = None) -> int:
     registry = CollectorRegistry()
     metrics = WorkerMetrics(registry)
     try:
-        animator = load_animator(settings, metrics)
+        started = time.perf_counter()
+        animator = load_animator(settings)
+        metrics.model_load_seconds.set(time.perf_counter() - started)
         storage = open_storage(settings.storage_url, s3_endpoint_url=settings.s3_endpoint_url)
         storage.check()
     except (MCNetError, StorageError, ValueError) as exc:

@@ -15,16 +15,17 @@ import os
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from service.errors import InvalidOptionsError, JobCanceledError
-from service.media_probe import probe_video
-from service.options import JobOptions
+from core.errors import InvalidInputError, JobCanceledError
+from core.media_probe import VideoInfo, probe_video
+from core.options import JobOptions
+from core.protocol import Progress, Stage
 from worker.driving import DrivingScan, driving_frames, model_inputs, scan_driving
 from worker.face import CropBox, FaceDetector, resize_square, source_crop
 from worker.layout import SideBySide
@@ -37,18 +38,7 @@ from worker.pipeline import BackgroundWriter, prefetch
 if TYPE_CHECKING:
     from model.animator import Animator
 
-__all__ = ["MediaSettings", "Progress", "TaskResult", "run_animation"]
-
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Progress:
-    """Where a job is: stage is probing, cropping, animating, encoding or done."""
-
-    stage: str
-    frames_done: int
-    frames_total: int
 
 
 @dataclass(frozen=True)
@@ -72,7 +62,7 @@ class _Job:
     progress: Callable[[Progress], None] | None
     should_cancel: Callable[[], bool] | None
 
-    def report(self, stage: str, done: int, total: int) -> None:
+    def report(self, stage: Stage, done: int, total: int) -> None:
         if self.progress is not None:
             self.progress(Progress(stage, done, total))
 
@@ -81,7 +71,7 @@ class _Job:
             raise JobCanceledError("The job was canceled.")
 
     def ticker(
-        self, stage: str, total: int, every: int = 1, offset: int = 0
+        self, stage: Stage, total: int, every: int = 1, offset: int = 0
     ) -> Callable[[int], None]:
         """A per-frame callback: cancel check, and a progress report every `every` frames
         (`offset` + frames done, of `total`: a stage of two passes counts on)."""
@@ -107,26 +97,49 @@ def _reference(
     settings: MediaSettings,
     job: _Job,
 ) -> tuple[int | None, np.ndarray | None]:
-    """The index and 256 crop of the frame relative motion is measured from (None: first)."""
+    """The index and 256 crop of the frame relative motion is measured from (None: first).
+
+    One pass over the clip either way: up to the given index, or (auto) the whole clip,
+    keeping the crop of the best frame so far.
+    """
     if options.best_frame == "none":
         return None, None
     if options.best_frame == "auto":
-        tick = job.ticker("cropping", 2 * scan.frames, every=16, offset=scan.frames)
-        index = animator.best_frame(source, model_inputs(driving_path, scan, settings, tick))
+        tick = job.ticker(Stage.CROPPING, 2 * scan.frames, every=16, offset=scan.frames)
+        crops = model_inputs(driving_path, scan, settings, tick)
+        index, reference = _best_frame(animator, source, crops)
         logger.info("best frame: %d", index)
-    else:
-        index = int(options.best_frame)
-        if index >= scan.frames:
-            raise InvalidOptionsError(
-                f"best_frame={index}, but the driving video has only {scan.frames} frames "
-                f"(0 to {scan.frames - 1})."
-            )
+        return index, reference
+    index = int(options.best_frame)
+    options.check_best_frame(scan.frames)
     frames = model_inputs(driving_path, scan, settings, lambda _: job.check_cancel())
     try:
         reference = next(itertools.islice(frames, index, None))
     finally:
         frames.close()
     return index, reference
+
+
+def _best_frame(
+    animator: Animator, source: np.ndarray, crops: Generator[np.ndarray, None, None]
+) -> tuple[int, np.ndarray]:
+    """The index and crop of the frame whose pose is nearest the source's (the first of
+    equals), asking the animator batch by batch with the best crop so far in front."""
+    best: tuple[int, np.ndarray] | None = None
+    start = 0
+    try:
+        while batch := list(itertools.islice(crops, animator.batch_size)):
+            candidates = ([best[1]] if best is not None else []) + batch
+            found = animator.best_frame(source, candidates)
+            if best is None or found > 0:
+                position = found - (1 if best is not None else 0)
+                best = (start + position, batch[position])
+            start += len(batch)
+    finally:
+        crops.close()
+    if best is None:
+        raise InvalidInputError("The driving video contains no frames.")
+    return best
 
 
 def run_animation(
@@ -139,10 +152,11 @@ def run_animation(
     progress: Callable[[Progress], None] | None = None,
     should_cancel: Callable[[], bool] | None = None,
     settings: MediaSettings | None = None,
+    video: VideoInfo | None = None,
 ) -> TaskResult:
     """Animate the photo at `source_path` with the video at `driving_path` into an MP4.
 
-    Raises service.errors: NoFaceError("source"|"driving"), InvalidInputError and its
+    Raises core.errors: NoFaceError("source"|"driving"), InvalidInputError and its
     subclasses UnsupportedMediaError / InputTooLargeError, InvalidOptionsError (a best_frame
     past the end), JobCanceledError (should_cancel() returned true; checked every frame).
     """
@@ -155,13 +169,13 @@ def run_animation(
     )
     job = _Job(progress, should_cancel)
 
-    job.report("probing", 0, 0)
+    job.report(Stage.PROBING, 0, 0)
     image = load_image(source_path, settings.limits, max_side=settings.max_output_side)
-    info = probe_video(driving_path, settings.limits)
+    info = video or probe_video(driving_path, settings.limits)
     job.check_cancel()
 
     passes = 2 if options.best_frame == "auto" else 1  # best_frame=auto: a second pass
-    job.report("cropping", 0, info.frames * passes)
+    job.report(Stage.CROPPING, 0, info.frames * passes)
     paste_back = options.effective_paste_back
     detector = FaceDetector() if options.crop == "auto" else None
     box = None
@@ -177,7 +191,7 @@ def run_animation(
         settings,
         detector=detector,
         estimate=info.frames,
-        tick=job.ticker("cropping", info.frames * passes, every=16),
+        tick=job.ticker(Stage.CROPPING, info.frames * passes, every=16),
     )
     reference_index, reference = _reference(
         options, animator, source, driving_path, scan, settings, job
@@ -202,12 +216,12 @@ def run_animation(
             _animate(
                 writer, animator, options, source, reference, frames, composer, job, scan.frames
             )
-            job.report("encoding", writer.frames, scan.frames)
+            job.report(Stage.ENCODING, writer.frames, scan.frames)
         os.replace(temp, output_path)
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
-    job.report("done", writer.frames, writer.frames)
+    job.report(Stage.DONE, writer.frames, writer.frames)
     seconds = time.monotonic() - started
     logger.info("wrote %s: %d frames in %.1f s", output_path, writer.frames, seconds)
     return TaskResult(
@@ -284,7 +298,7 @@ def _animate(
                 pending.append((full, crop))
             yield crop
 
-    job.report("animating", 0, total)
+    job.report(Stage.ANIMATING, 0, total)
     frames = animator.animate(
         source,
         inputs(),
@@ -305,7 +319,7 @@ def _animate(
                 output.submit((animated, full, crop))
                 done += 1
                 if done % animator.batch_size == 0 or done == total:
-                    job.report("animating", done, total)
+                    job.report(Stage.ANIMATING, done, total)
                 job.check_cancel()
     finally:
         frames.close()

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from core.errors import CheckpointError
 from model.checkpoint import load_networks, save_safetensors
 from model.cli import main as convert_main
 from model.config import MCNetConfig
 from model.networks import MCNet
-from service.errors import CheckpointError
 
 TINY = MCNetConfig.tiny()
 

@@ -10,29 +10,20 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import httpx
 import pytest
-from moto.server import ThreadedMotoServer
 from redis import Redis
 
+from core.jobs import JobQueue
+from core.settings import ApiSettings
 from service.app import create_app
-from service.jobs import JobQueue
-from service.settings import ApiSettings
 from tests.service.helpers import (
     ApiServer,
     RedisServer,
     WorkerProcess,
-    free_port,
     wait_for,
     worker_env,
 )
-
-S3_ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-}
 
 
 @pytest.fixture(scope="session")
@@ -117,23 +108,3 @@ def stack(redis_server: RedisServer, tmp_path: Path) -> Iterator[Stack]:
         yield current
     finally:
         current.close()
-
-
-@pytest.fixture(scope="session")
-def moto_endpoint() -> Iterator[str]:
-    """An S3-compatible server (moto, server mode) on loopback."""
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
-
-
-@pytest.fixture
-def s3_bucket(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A fresh bucket; the fake server's credentials in the environment."""
-    for key, value in S3_ENV.items():
-        monkeypatch.setenv(key, value)
-    name = f"bucket-{uuid.uuid4().hex[:10]}"
-    boto3.client("s3", endpoint_url=moto_endpoint).create_bucket(Bucket=name)
-    return name

@@ -1,6 +1,6 @@
 """Processes and servers the service tests run for real: redis-server, workers, the API.
 
-Workers are `python -m service.cli worker` subprocesses with the tiny model configuration
+Workers are `python -m core.cli worker` subprocesses with the tiny model configuration
 and demo weights; the API is uvicorn in a thread of the test process (real HTTP).
 """
 
@@ -93,14 +93,14 @@ class RedisServer:
 
 
 class WorkerProcess:
-    """`python -m service.cli worker --demo-weights` with the tiny model, logging to a file."""
+    """`python -m core.cli worker --demo-weights` with the tiny model, logging to a file."""
 
     def __init__(self, env: dict[str, str], log_path: Path, name: str) -> None:
         self.metrics_port = free_port()
         self.name = name
         self.log_path = log_path
         command = [
-            sys.executable, "-m", "service.cli", "worker", "--demo-weights",
+            sys.executable, "-m", "core.cli", "worker", "--demo-weights",
             "--metrics-port", str(self.metrics_port), "--name", name,
         ]  # fmt: skip
         self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()

@@ -36,7 +36,7 @@ def test_serve_runs_everything_and_stops_cleanly(tmp_path: Path) -> None:
     )
     data = tmp_path / "data"
     command = [
-        sys.executable, "-m", "service.cli", "serve", "--demo-weights", "--port", str(port),
+        sys.executable, "-m", "core.cli", "serve", "--demo-weights", "--port", str(port),
         "--data", str(data), "--worker-metrics-port", "0",
     ]  # fmt: skip
     log = open(tmp_path / "serve.log", "wb")  # noqa: SIM115
@@ -74,7 +74,7 @@ def test_serve_refuses_to_start_without_a_model(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MCNET_")}
     env["PYTHONPATH"] = str(ROOT)
     answer = subprocess.run(
-        [sys.executable, "-m", "service.cli", "serve", "--data", str(tmp_path)],
+        [sys.executable, "-m", "core.cli", "serve", "--data", str(tmp_path)],
         env=env, cwd=ROOT, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert answer.returncode == 2
@@ -92,7 +92,7 @@ def test_worker_command_passes_model_options_through() -> None:
         worker_metrics_port = 9200
 
     command = worker_command(Args())  # type: ignore[arg-type]
-    assert command[1:4] == ["-m", "service.cli", "worker"]
+    assert command[1:4] == ["-m", "core.cli", "worker"]
     assert "--demo-weights" in command and "--compile" in command
     joined = " ".join(command)
     for part in ("--checkpoint /models/mcnet.pth.tar", "--device cuda", "--precision fp16",

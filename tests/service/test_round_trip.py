@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from service.jobs import STAGES
-from service.storage import FileStorage, input_key
+from core.protocol import Stage
+from core.storage import FileStorage, input_key
 from tests.media_factory import probe_output
 from tests.service.conftest import Stack
 from tests.service.helpers import make_inputs, submit, wait_for, wait_status
@@ -21,7 +21,7 @@ def _progress_key(body: dict[str, Any]) -> tuple[int, int, int]:
     progress = body["progress"]
     return (
         STATES.index(body["status"]),
-        STAGES.index(progress["stage"]),
+        Stage(progress["stage"]).order,
         progress["frames_done"],
     )
 

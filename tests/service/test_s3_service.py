@@ -6,8 +6,9 @@ from pathlib import Path
 
 import boto3
 
+from tests.conftest import S3_ENV
 from tests.media_factory import probe_output
-from tests.service.conftest import S3_ENV, Stack
+from tests.service.conftest import Stack
 from tests.service.helpers import make_inputs, submit, wait_status
 
 

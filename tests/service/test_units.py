@@ -8,10 +8,9 @@ from pathlib import Path
 import pytest
 from starlette.requests import Request
 
-from service.jobs import JobState, job_timeout, progress_of, state_of
+from core.errors import MCNetError
 from service.ranges import RangeNotSatisfiableError, parse_range
-from service.settings import ApiSettings, WorkerSettings
-from service.uploads import FormLimits, UploadError, receive_form
+from service.uploads import FormLimits, receive_form
 
 
 @pytest.mark.parametrize(
@@ -65,7 +64,7 @@ def test_upload_limit_is_enforced_while_reading(tmp_path: Path) -> None:
     chunks = [head] + [b"\0" * 65536] * 1000  # 64 MiB would follow
     consumed: list[int] = []
     limits = FormLimits(files={"source": 100_000, "driving": 100_000}, fields=frozenset())
-    with pytest.raises(UploadError) as caught:
+    with pytest.raises(MCNetError) as caught:
         asyncio.run(receive_form(_request(chunks, consumed), tmp_path, limits))
     assert caught.value.status == 413
     assert sum(consumed) < 300_000, "reading stopped soon after the limit"
@@ -76,62 +75,7 @@ def test_upload_of_an_unknown_field_stops_at_its_headers(tmp_path: Path) -> None
     head = b'--XX\r\nContent-Disposition: form-data; name="../../etc/passwd"\r\n\r\n'
     consumed: list[int] = []
     limits = FormLimits(files={"source": 10, "driving": 10}, fields=frozenset({"seed"}))
-    with pytest.raises(UploadError) as caught:
+    with pytest.raises(MCNetError) as caught:
         asyncio.run(receive_form(_request([head, b"x" * 10] * 50, consumed), tmp_path, limits))
     assert caught.value.status == 422
     assert not any(p.name != "source" for p in tmp_path.iterdir() if p.is_file())
-
-
-def test_states_and_progress() -> None:
-    assert state_of("queued", {}) is JobState.QUEUED
-    assert state_of("deferred", {}) is JobState.QUEUED
-    assert state_of("scheduled", {}) is JobState.QUEUED
-    assert state_of("started", {}) is JobState.STARTED
-    assert state_of("finished", {}) is JobState.FINISHED
-    assert state_of("failed", {}) is JobState.FAILED
-    assert state_of("stopped", {}) is JobState.FAILED
-    assert state_of("canceled", {}) is JobState.CANCELED
-    assert state_of("failed", {"canceled": True}) is JobState.CANCELED
-    meta = {"frames_total": 9, "progress": {"stage": "animating", "frames_done": 4}}
-    assert progress_of(meta, JobState.STARTED).as_dict() == {
-        "stage": "animating",
-        "frames_done": 4,
-        "frames_total": 9,
-    }
-    assert progress_of(meta, JobState.FINISHED).frames_done == 9
-    assert progress_of(meta, JobState.QUEUED).stage == "queued"
-
-
-def test_job_timeout_grows_with_frames() -> None:
-    assert job_timeout(0, 120, 2) == 120
-    assert job_timeout(1000, 120, 2) == 2120
-    assert job_timeout(3, 1.5, 0.1) == 2
-
-
-def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("REDIS_URL", "redis://r:6379/2")
-    monkeypatch.setenv("STORAGE_URL", "s3://b/p")
-    monkeypatch.setenv("API_KEYS", " a, b ,,c ")
-    monkeypatch.setenv("MCNET_MAX_VIDEO_FRAMES", "123")
-    monkeypatch.setenv("MCNET_CHECKPOINT", "/m/x.pth.tar")
-    monkeypatch.setenv("MCNET_DEVICE", "cuda")
-    monkeypatch.setenv("MCNET_PRECISION", "fp16")
-    monkeypatch.setenv("MCNET_BATCH_SIZE", "16")
-    monkeypatch.setenv("MCNET_MODEL_CONFIG", "tiny")
-    monkeypatch.setenv("MCNET_COMPILE", "1")
-    monkeypatch.setenv("MCNET_ENCODE_PRESET", "veryfast")
-    monkeypatch.setenv("MCNET_ENCODE_CRF", "20")
-    api = ApiSettings()
-    assert api.redis_url == "redis://r:6379/2" and api.storage_url == "s3://b/p"
-    assert api.api_keys == ["a", "b", "c"]
-    assert api.media_limit_values()["max_frames"] == 123
-    worker = WorkerSettings()
-    assert str(worker.checkpoint) == "/m/x.pth.tar"
-    assert (worker.device, worker.precision, worker.batch_size) == ("cuda", "fp16", 16)
-    assert worker.net_config == "tiny"
-    assert worker.compile and (worker.encode_preset, worker.encode_crf) == ("veryfast", 20)
-    for name, value in (("MCNET_PRECISION", "fp8"), ("MCNET_ENCODE_PRESET", "quick")):
-        monkeypatch.setenv(name, value)
-        with pytest.raises(ValueError):
-            WorkerSettings()
-        monkeypatch.delenv(name)

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from core.settings import ApiSettings
 from service.app import create_app
-from service.settings import ApiSettings
 from service.web import mount_web
 from tests.media_factory import Audio, face_image, talking_face_frames, write_image, write_video
 

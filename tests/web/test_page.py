@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from service.options import JobOptions
+from core.options import JobOptions
 from tests.web.browser import (
     PHONE,
     face_photo,

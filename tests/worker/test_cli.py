@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import worker.cli as cli
-from service.cli import main as mcnet
+from core.cli import main as mcnet
 from tests.media_factory import pattern_frame, probe_output, write_image
 
 

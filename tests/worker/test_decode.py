@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from service.errors import InputTooLargeError, InvalidInputError, UnsupportedMediaError
-from service.media_probe import MediaLimits
+from core.errors import InputTooLargeError, InvalidInputError, UnsupportedMediaError
+from core.media_probe import MediaLimits
 from tests.media_factory import (
     CONTAINERS,
     image_bytes,
@@ -160,9 +160,9 @@ def test_frame_size_is_checked_before_decoding(tmp_path: Path) -> None:
 def test_frame_count_and_duration_limits(tmp_path: Path) -> None:
     path = write_video(tmp_path / "v.mp4", lambda i: pattern_frame(i, 64, 48), count=30)
     with pytest.raises(InputTooLargeError, match="frames"):
-        list(read_frames(path, MediaLimits(max_frames=20)))
+        list(read_frames(path, MediaLimits(max_video_frames=20)))
     with pytest.raises(InputTooLargeError, match="lasts"):
-        list(read_frames(path, MediaLimits(max_duration_s=0.5)))
+        list(read_frames(path, MediaLimits(max_video_seconds=0.5)))
 
 
 def _peak_streaming(path: Path, out: Path) -> int:

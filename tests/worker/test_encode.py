@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.encoding import EncodeSettings
 from tests.media_factory import Audio, pattern_frame, probe_output, write_video
-from worker.media.encode import EncodeSettings, Mp4Writer
+from worker.media.encode import Mp4Writer
 
 
 def _write(path: Path, count: int, fps: Fraction = Fraction(25), **kwargs: object) -> Path:
@@ -43,7 +44,9 @@ def test_crf_sets_the_quality(tmp_path: Path) -> None:
     sizes = []
     for crf in (10, 40):
         path = tmp_path / f"q{crf}.mp4"
-        with Mp4Writer(path, 64, 48, Fraction(25), settings=EncodeSettings(crf=crf)) as writer:
+        with Mp4Writer(
+            path, 64, 48, Fraction(25), settings=EncodeSettings(encode_crf=crf)
+        ) as writer:
             for frame in noisy:
                 writer.write(frame)
         sizes.append(path.stat().st_size)

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from service.errors import NoFaceError
+from core.errors import NoFaceError
 from tests.media_factory import (
     draw_face,
     face_image,

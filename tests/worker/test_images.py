@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from service.errors import InputTooLargeError, InvalidInputError, UnsupportedMediaError
-from service.media_probe import MediaLimits
+from core.errors import InputTooLargeError, InvalidInputError, UnsupportedMediaError
+from core.media_probe import MediaLimits
 from tests.media_factory import (
     face_image,
     truncate,

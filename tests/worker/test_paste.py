@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from service.errors import InvalidInputError
+from core.errors import InvalidInputError
 from tests.media_factory import face_image
 from worker.face import CropBox, FaceDetector, source_crop
 from worker.paste import FEATHER, Paster, even_canvas, feather_mask

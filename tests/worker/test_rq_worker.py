@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from service.settings import WorkerSettings
+from core.settings import WorkerSettings
 from worker.rq_worker import _parser, media_settings, settings_from_args
 
 
 def test_media_settings_carry_limits_and_encoding() -> None:
     settings = WorkerSettings(encode_preset="veryfast", encode_crf=22, max_video_frames=77)
     media = media_settings(settings)
-    assert (media.encode.preset, media.encode.crf) == ("veryfast", 22)
-    assert media.limits.max_frames == 77
+    assert (media.encode.encode_preset, media.encode.encode_crf) == ("veryfast", 22)
+    assert media.limits.max_video_frames == 77
 
 
 def test_command_line_overrides_only_what_it_names() -> None:

@@ -7,14 +7,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from service.errors import (
+from core.errors import (
     InvalidInputError,
     InvalidOptionsError,
     JobCanceledError,
     NoFaceError,
     UnsupportedMediaError,
 )
-from service.options import JobOptions
+from core.options import JobOptions
 from tests.media_factory import (
     Audio,
     decode_all,

@@ -21,8 +21,8 @@ import cv2
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
-from service.errors import InputTooLargeError, InvalidInputError
-from service.media_probe import (
+from core.errors import InputTooLargeError, InvalidInputError
+from core.media_probe import (
     MediaLimits,
     average_rate,
     check_video_size,
@@ -122,16 +122,16 @@ def decode_frames(
                 check_video_size(frame.width, frame.height, limits)
                 rotation = display_rotation(frame, stream)
                 coded_size = fit_within(frame.width, frame.height, max_side)
-            if index >= limits.max_frames:
+            if index >= limits.max_video_frames:
                 raise InputTooLargeError(
-                    f"The driving video has more than {limits.max_frames} frames; please "
+                    f"The driving video has more than {limits.max_video_frames} frames; please "
                     "send a shorter video."
                 )
             ts = frame.pts if frame.pts is not None else frame.dts
             time = ts * time_base if ts is not None and time_base else None
-            if time is not None and time > limits.max_duration_s * 1.01:
+            if time is not None and time > limits.max_video_seconds * 1.01:
                 raise InputTooLargeError(
-                    f"The driving video lasts more than {limits.max_duration_s:.0f} s; please "
+                    f"The driving video lasts more than {limits.max_video_seconds:.0f} s; please "
                     "send a shorter video."
                 )
             duration = frame.duration * time_base if frame.duration and time_base else None

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
 from fractions import Fraction
 from types import TracebackType
 from typing import cast
@@ -17,20 +16,13 @@ from typing import cast
 import av
 import numpy as np
 
+from core.encoding import EncodeSettings
 from worker.media.audio import AudioCopier, AudioTranscoder, open_audio
 
 logger = logging.getLogger(__name__)
 
 AUDIO_LEAD = 0.1  # seconds the muxed sound trails the video while streaming (see pump)
-
-
-@dataclass(frozen=True)
-class EncodeSettings:
-    """How the result is encoded."""
-
-    crf: int = 18  # x264 constant quality: 0 lossless, 18 visually lossless, 23 default, 51 worst
-    preset: str = "medium"  # x264 speed/size trade-off (service.settings.X264Preset)
-    audio_bit_rate: int = 128_000  # when the driving sound must be transcoded to AAC
+AUDIO_BIT_RATE = 128_000  # when the driving sound must be transcoded to AAC
 
 
 def _h264_encoder() -> str:
@@ -70,7 +62,7 @@ class Mp4Writer:
                 self.container.add_stream(
                     _h264_encoder(),
                     rate=self.fps,
-                    options={"crf": str(settings.crf), "preset": settings.preset},
+                    options={"crf": str(settings.encode_crf), "preset": settings.encode_preset},
                 ),
             )
             stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
@@ -78,9 +70,7 @@ class Mp4Writer:
             self.stream = stream
             self.audio: AudioCopier | AudioTranscoder | None = None
             if audio_from is not None:
-                self.audio = open_audio(
-                    audio_from, self.container, audio_start, settings.audio_bit_rate
-                )
+                self.audio = open_audio(audio_from, self.container, audio_start, AUDIO_BIT_RATE)
         except BaseException:
             self.container.close()
             raise

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from service.media_probe import MediaLimits, open_photo
+from core.media_probe import MediaLimits, open_photo
 
 logger = logging.getLogger(__name__)
 

@@ -11,10 +11,9 @@ queue at once; a running job sees the flag between frame batches and stops.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
-import enum
 import logging
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,27 +32,27 @@ from rq.serializers import JSONSerializer
 from rq.utils import utcparse
 from rq.worker_registration import get_keys
 
-from service.options import JobOptions
-from service.settings import QueueSettings
-from service.storage import check_job_id
+from core.errors import JobNotFoundError, JobStateError
+from core.media_probe import VideoInfo
+from core.options import JobOptions
+from core.protocol import (
+    TASK,
+    JobOutcome,
+    JobState,
+    Outcome,
+    Progress,
+    Stage,
+    job_timeout,
+    time_limit_message,
+)
+from core.settings import QueueSettings
+from core.storage import check_job_id
 
 logger = logging.getLogger(__name__)
 
-TASK = "worker.rq_task.animate_job"
 SERIALIZER = JSONSerializer
 CANCEL_PREFIX = "mcnet:cancel:"
-STAGES = ("queued", "probing", "cropping", "animating", "encoding", "done")
-
-
-class JobState(enum.StrEnum):
-    """The API's words for a job's state."""
-
-    QUEUED = "queued"
-    STARTED = "started"
-    FINISHED = "finished"
-    FAILED = "failed"
-    CANCELED = "canceled"
-
+CANCELED_MESSAGE = "The job was canceled by its owner."
 
 _RQ_TO_STATE = {
     JobStatus.CREATED: JobState.QUEUED,
@@ -70,43 +69,13 @@ _RQ_TO_STATE = {
 }
 
 
-class JobEndedError(Exception):
-    """The job has already ended (finished or failed): there is nothing to cancel."""
-
-    def __init__(self, state: JobState) -> None:
-        self.state = state
-        super().__init__(f"the job has already {state.value}; there is nothing to cancel")
-
-
-@dataclass(frozen=True)
-class JobProgress:
-    """Where a job is: its stage and the frames done of all frames."""
-
-    stage: str
-    frames_done: int
-    frames_total: int
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON form, as stored in job meta and returned by the API."""
-        return {
-            "stage": self.stage,
-            "frames_done": self.frames_done,
-            "frames_total": self.frames_total,
-        }
-
-    def key(self) -> tuple[int, int]:
-        """Order of progress: stage first, then frames (a later update never goes back)."""
-        index = STAGES.index(self.stage) if self.stage in STAGES else 0
-        return (index, self.frames_done)
-
-
 @dataclass(frozen=True)
 class JobInfo:
     """What `GET /jobs/{id}` tells about a job."""
 
     id: str
     status: JobState
-    progress: JobProgress
+    progress: Progress
     created_at: dt.datetime | None
     started_at: dt.datetime | None
     ended_at: dt.datetime | None
@@ -124,34 +93,31 @@ def cancel_requested(connection: Redis, job_id: str) -> bool:
     return bool(connection.exists(cancel_key(job_id)))
 
 
-def job_timeout(frames: int, base: float, per_frame: float) -> int:
-    """Seconds a job with `frames` driving frames may run before RQ stops it."""
-    return int(math.ceil(base + max(frames, 0) * per_frame))
-
-
 def state_of(status: JobStatus | str | None, meta: dict[str, Any]) -> JobState:
     """Map an RQ status (and the job's meta) to the API's state."""
     if status is None:
         return JobState.QUEUED
     state = _RQ_TO_STATE.get(JobStatus(status), JobState.QUEUED)
-    if state is JobState.FAILED and meta.get("canceled"):
+    outcome = JobOutcome.from_meta(meta)
+    if state is JobState.FAILED and outcome is not None and outcome.outcome is Outcome.CANCELED:
         return JobState.CANCELED
     return state
 
 
-def progress_of(meta: dict[str, Any], state: JobState) -> JobProgress:
+def progress_of(meta: dict[str, Any], state: JobState) -> Progress:
     """The progress a job reports, from its meta."""
     total = int(meta.get("frames_total", 0) or 0)
     raw = meta.get("progress") or {}
-    progress = JobProgress(
-        stage=str(raw.get("stage", "queued")),
+    stage = raw.get("stage", Stage.QUEUED)
+    progress = Progress(
+        stage=Stage(stage) if stage in Stage.__members__.values() else Stage.QUEUED,
         frames_done=int(raw.get("frames_done", 0) or 0),
         frames_total=int(raw.get("frames_total", total) or total),
     )
     if state is JobState.FINISHED:
-        return JobProgress("done", progress.frames_total, progress.frames_total)
+        return Progress(Stage.DONE, progress.frames_total, progress.frames_total)
     if state is JobState.QUEUED:
-        return JobProgress("queued", 0, progress.frames_total)
+        return Progress(Stage.QUEUED, 0, progress.frames_total)
     return progress
 
 
@@ -164,15 +130,21 @@ class JobQueue:
         self.queue = Queue(settings.queue_name, connection=connection, serializer=SERIALIZER)
 
     # submission -------------------------------------------------------------------------
-    def submit(self, job_id: str, options: JobOptions, frames: int) -> None:
-        """Enqueue the animation of the inputs stored for `job_id`."""
+    def submit(self, job_id: str, options: JobOptions, video: VideoInfo) -> None:
+        """Enqueue the animation of the inputs stored for `job_id`; `video` is the probe of
+        its driving video, which the worker takes as it is."""
         check_job_id(job_id)
         settings = self.settings
         retry = Retry(max=settings.job_retries) if settings.job_retries > 0 else None
-        initial = JobProgress("queued", 0, frames)
+        frames = video.frames
+        initial = Progress(Stage.QUEUED, 0, frames)
         self.queue.enqueue_call(
             TASK,
-            kwargs={"job_id": job_id, "options": options.model_dump(mode="json"), "frames": frames},
+            kwargs={
+                "job_id": job_id,
+                "options": options.model_dump(mode="json"),
+                "video": dataclasses.asdict(video),
+            },
             job_id=job_id,
             timeout=job_timeout(frames, settings.job_timeout_base, settings.job_timeout_per_frame),
             result_ttl=settings.result_ttl,
@@ -196,24 +168,26 @@ class JobQueue:
         except (ValueError, NoSuchJobError):
             return None
 
-    def info(self, job_id: str) -> JobInfo | None:
-        """Status of a job, or None if unknown. A job whose worker died is recovered first."""
+    def info(self, job_id: str) -> JobInfo:
+        """Status of a job (read only); JobNotFoundError if there is none with this id."""
         job = self.fetch(job_id)
         if job is None:
-            return None
-        if job.get_status(refresh=False) == JobStatus.STARTED:
-            self.recover_abandoned()
-            job = self.fetch(job_id)
-            if job is None:
-                return None
+            raise JobNotFoundError(job_id)
         return self._info(job)
 
     def _info(self, job: Job) -> JobInfo:
         meta = job.meta or {}
         state = state_of(job.get_status(refresh=False), meta)
         error = failure_reason(job, meta, self.settings) if state is JobState.FAILED else None
+        if state is JobState.STARTED and self._abandoned(job):
+            # Its worker died; a live worker's maintenance retries or fails it. Until then
+            # it is shown as it will be, without writing anything here.
+            if job.retries_left:
+                state = JobState.QUEUED
+            else:
+                state, error = JobState.FAILED, abandoned_message(self.settings)
         if state is JobState.CANCELED:
-            error = "The job was canceled by its owner."
+            error = CANCELED_MESSAGE
         return JobInfo(
             id=job.id,
             status=state,
@@ -225,25 +199,28 @@ class JobQueue:
             options=dict(meta.get("options") or {}),
         )
 
-    def recover_abandoned(self) -> None:
-        """Retry (or fail) jobs whose worker stopped sending heartbeats."""
-        StartedJobRegistry(
+    def _abandoned(self, job: Job) -> bool:
+        """Whether the running job's worker stopped sending heartbeats (a read, no cleanup)."""
+        registry = StartedJobRegistry(
             self.queue.name, connection=self.connection, serializer=SERIALIZER
-        ).cleanup()
+        )
+        return job.id in registry.get_expired_job_ids()
 
     # cancel -----------------------------------------------------------------------------
-    def cancel(self, job_id: str) -> JobInfo | None:
+    def cancel(self, job_id: str) -> JobInfo:
         """Cancel a job: a queued one never runs, a running one stops between batches.
 
-        Returns the job's status afterwards, None if there is no such job; raises
-        JobEndedError when the job has already finished or failed.
+        Returns the job's status afterwards. Raises JobNotFoundError when there is no such
+        job, JobStateError when it has already finished or failed.
         """
         job = self.fetch(job_id)
         if job is None:
-            return None
+            raise JobNotFoundError(job_id)
         current = self._info(job)
         if current.status in (JobState.FINISHED, JobState.FAILED):
-            raise JobEndedError(current.status)
+            raise JobStateError(
+                f"The job has already {current.status.value}; there is nothing to cancel."
+            )
         ttl = self.settings.failure_ttl + self.settings.input_ttl
         self.connection.set(cancel_key(job_id), b"1", ex=ttl)
         if current.status is JobState.QUEUED:
@@ -318,19 +295,25 @@ class JobQueue:
 
 def failure_reason(job: Job, meta: dict[str, Any], settings: QueueSettings) -> str:
     """A readable reason for a failed job; never a traceback."""
-    if meta.get("error"):
-        return str(meta["error"])
+    outcome = JobOutcome.from_meta(meta)
+    if outcome is not None and outcome.error:
+        return outcome.error
     try:
         result = job.latest_result()
     except (RedisError, ValueError, TypeError):
         result = None
     text = (result.exc_string or "") if result is not None else ""
     if "JobTimeoutException" in text:
-        return f"The job ran past its time limit ({job.timeout} s) and was stopped."
-    attempts = settings.job_retries + 1
+        return time_limit_message(job.timeout)
     if "AbandonedJobError" in text or "terminated unexpectedly" in text:
-        return (
-            f"The worker running this job stopped before it finished ({attempts} attempts); "
-            "the job was given up."
-        )
+        return abandoned_message(settings)
     return "The job failed because of an internal error; the service's logs have the details."
+
+
+def abandoned_message(settings: QueueSettings) -> str:
+    """The reason a job whose worker died, with no retries left, shows."""
+    attempts = settings.job_retries + 1
+    return (
+        f"The worker running this job stopped before it finished ({attempts} attempts); "
+        "the job was given up."
+    )

@@ -10,6 +10,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from core.errors import InvalidOptionsError
+
 BestFrame = Literal["none", "auto"] | int
 
 
@@ -79,6 +81,14 @@ class JobOptions(BaseModel):
                 "paste_back needs crop=auto: with crop=none there is no photo to paste into"
             )
         return self
+
+    def check_best_frame(self, frames: int) -> None:
+        """A frame index for best_frame must exist in a driving video of `frames` frames."""
+        if isinstance(self.best_frame, int) and self.best_frame >= frames:
+            raise InvalidOptionsError(
+                f"Invalid options: best_frame {self.best_frame} is past the driving video's "
+                f"last frame: it has only {frames} frames, numbered from 0."
+            )
 
     @property
     def effective_paste_back(self) -> bool:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from service.storage import (
+from core.storage import (
     FileStorage,
     ObjectMissingError,
     S3Storage,

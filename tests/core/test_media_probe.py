@@ -1,4 +1,4 @@
-"""service.media_probe: uploads validated by content, headers checked before decoding."""
+"""core.media_probe: uploads validated by content, headers checked before decoding."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from service.errors import InputTooLargeError, InvalidInputError, UnsupportedMediaError
-from service.media_probe import MediaLimits, probe_image, probe_video
+from core.errors import InputTooLargeError, InvalidInputError, UnsupportedMediaError
+from core.media_probe import MediaLimits, probe_image, probe_video
 from tests.media_factory import (
     CONTAINERS,
     Audio,
@@ -33,8 +33,7 @@ def _frames(count: int, width: int = 64, height: int = 48) -> list[np.ndarray]:
 
 def test_module_is_torch_free() -> None:
     code = (
-        "import sys, service.media_probe; "
-        "sys.exit('torch' in sys.modules or 'worker' in sys.modules)"
+        "import sys, core.media_probe; sys.exit('torch' in sys.modules or 'worker' in sys.modules)"
     )
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 
@@ -115,14 +114,14 @@ def test_probe_video_refusals(tmp_path: Path) -> None:
 def test_probe_video_limits(tmp_path: Path) -> None:
     video = write_video(tmp_path / "v.mp4", _frames(30, 128, 96))
     with pytest.raises(InputTooLargeError, match="frames"):
-        probe_video(video, MediaLimits(max_frames=29))
+        probe_video(video, MediaLimits(max_video_frames=29))
     with pytest.raises(InputTooLargeError, match="lasts"):
-        probe_video(video, MediaLimits(max_duration_s=1.0))
+        probe_video(video, MediaLimits(max_video_seconds=1.0))
     with pytest.raises(InputTooLargeError, match="128x96"):
         probe_video(video, MediaLimits(max_video_side=127))
     with pytest.raises(InputTooLargeError):
         probe_video(video, MediaLimits(max_video_pixels=128 * 96 - 1))
-    assert probe_video(video, MediaLimits(max_frames=30, max_duration_s=1.2)).frames == 30
+    assert probe_video(video, MediaLimits(max_video_frames=30, max_video_seconds=1.2)).frames == 30
 
 
 def test_probe_video_unknown_codec_is_unsupported(tmp_path: Path) -> None:

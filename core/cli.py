@@ -1,13 +1,16 @@
 """The `mcnet` command: hands each subcommand to the package that owns it.
 
 Each owner is imported only when its subcommand runs, so `mcnet api` never imports
-torch and `mcnet --help` is instant.
+torch and `mcnet --help` is instant. Also the command-line options that two commands
+share (`add_model_options`: `mcnet worker` and `mcnet serve`, which passes them on).
 """
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import sys
+from pathlib import Path
 
 # subcommand -> (module with a `main(argv) -> int`, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -17,6 +20,20 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "api": ("service.api_main", "run the HTTP API only"),
     "worker": ("worker.rq_worker", "run one GPU worker (RQ) only"),
 }
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    """The worker's model options, shared by `mcnet worker` and `mcnet serve`."""
+    parser.add_argument("--checkpoint", type=Path, help="MCNet checkpoint (MCNET_CHECKPOINT)")
+    parser.add_argument(
+        "--demo-weights", action="store_true", help="untrained weights: try it without a checkpoint"
+    )
+    parser.add_argument("--device", choices=["auto", "cuda", "cpu"], help="MCNET_DEVICE")
+    parser.add_argument("--precision", choices=["fp32", "fp16"], help="MCNET_PRECISION")
+    parser.add_argument("--batch-size", type=int, help="MCNET_BATCH_SIZE")
+    parser.add_argument(
+        "--compile", action="store_true", default=None, help="torch.compile (MCNET_COMPILE)"
+    )
 
 
 def _usage() -> str:

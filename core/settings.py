@@ -1,8 +1,10 @@
 """Settings of the API and the worker, read from the environment (pydantic-settings).
 
-Only entry points (`mcnet api`, `mcnet worker`, `mcnet serve`) construct these classes;
-everything else receives the values it needs as arguments, so tests build apps and
-workers with explicit settings.
+Pydantic-settings classes only. Only entry points (`mcnet api`, `mcnet worker`,
+`mcnet serve`, `mcnet animate`) construct these classes; everything else receives the
+values it needs as arguments, so tests build apps and workers with explicit settings.
+The models they include (MediaLimits, EncodeSettings) are what the worker and the API
+pass on, so each setting is declared once.
 
 Environment names: `REDIS_URL`, `STORAGE_URL` and `API_KEYS` as they are; every other
 setting is `MCNET_<FIELD NAME>` (for example `MCNET_MAX_VIDEO_BYTES`).
@@ -10,17 +12,14 @@ setting is `MCNET_<FIELD NAME>` (for example `MCNET_MAX_VIDEO_BYTES`).
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-# x264's speed/size trade-offs, fastest first
-X264Preset = Literal[
-    "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"
-]
+from core.encoding import EncodeSettings
+from core.media_probe import MediaLimits
 
 _CONFIG = SettingsConfigDict(
     env_prefix="MCNET_",
@@ -28,11 +27,13 @@ _CONFIG = SettingsConfigDict(
     extra="ignore",
     populate_by_name=True,
     frozen=True,
+    env_ignore_empty=True,
 )
 
 
-class QueueSettings(BaseSettings):
-    """What API and worker share: where Redis and the files are, the queue and its TTLs."""
+class QueueSettings(BaseSettings, MediaLimits):
+    """What API and worker share: where Redis and the files are, the queue and its TTLs,
+    the limits of uploads (MediaLimits)."""
 
     model_config = _CONFIG
 
@@ -76,27 +77,10 @@ class QueueSettings(BaseSettings):
         ge=20,
         description="Seconds after its last heartbeat that a worker counts as gone.",
     )
-    max_image_pixels: int = Field(
-        default=40_000_000, gt=0, description="Largest source photo, width x height."
-    )
-    max_image_side: int = Field(default=16_384, gt=0, description="Longest side of a photo.")
-    max_video_pixels: int = Field(
-        default=4096 * 2304, gt=0, description="Largest driving frame, width x height."
-    )
-    max_video_side: int = Field(default=4096, gt=0, description="Longest side of a video.")
-    max_video_frames: int = Field(default=36_000, gt=0, description="Most driving frames.")
-    max_video_seconds: float = Field(default=600.0, gt=0, description="Longest driving video.")
 
-    def media_limit_values(self) -> dict[str, int | float]:
-        """Keyword arguments of service.media_probe.MediaLimits (API and worker agree)."""
-        return {
-            "max_image_pixels": self.max_image_pixels,
-            "max_image_side": self.max_image_side,
-            "max_video_pixels": self.max_video_pixels,
-            "max_video_side": self.max_video_side,
-            "max_frames": self.max_video_frames,
-            "max_duration_s": self.max_video_seconds,
-        }
+    def media_limits(self) -> MediaLimits:
+        """The limits uploads are checked against (the fields of MediaLimits above)."""
+        return MediaLimits.model_validate(self.model_dump(include=set(MediaLimits.model_fields)))
 
 
 class ApiSettings(QueueSettings):
@@ -123,8 +107,10 @@ class ApiSettings(QueueSettings):
         return value
 
 
-class WorkerSettings(QueueSettings):
-    """Settings of one GPU worker (`mcnet worker`)."""
+class ModelSettings(BaseSettings):
+    """The model a process loads (`mcnet worker`, `mcnet animate`): weights, device, precision."""
+
+    model_config = _CONFIG
 
     checkpoint: Path | None = Field(
         default=None,
@@ -139,8 +125,10 @@ class WorkerSettings(QueueSettings):
         validation_alias=AliasChoices("MCNET_MODEL_CONFIG", "MCNET_NET_CONFIG"),
         description="vox256: the published model; tiny: few channels (tests only).",
     )
-    device: Literal["auto", "cuda", "cpu"] = Field(
-        default="auto", description="auto: cuda when available, else cpu."
+    device: str = Field(
+        default="auto",
+        pattern=r"^(auto|cpu|cuda(:\d+)?)$",
+        description="auto: cuda when available, else cpu; or cuda, cuda:N, cpu.",
     )
     precision: Literal["fp32", "fp16"] = Field(default="fp32", description="fp16 on CUDA only.")
     batch_size: int | None = Field(default=None, gt=0, description="Frames per model batch.")
@@ -149,14 +137,13 @@ class WorkerSettings(QueueSettings):
         description="torch.compile the generator (the first batch compiles; falls back to "
         "eager where compiling fails).",
     )
-    encode_crf: int = Field(
-        default=18, ge=0, le=51, description="H.264 quality of the results: 0-51, lower is better."
-    )
-    encode_preset: X264Preset = Field(
-        default="medium",
-        description="x264 preset of the results: faster ones keep up with a fast GPU, for "
-        "larger files.",
-    )
+
+
+class WorkerSettings(QueueSettings, ModelSettings, EncodeSettings):
+    """Settings of one GPU worker (`mcnet worker`), encoding of results included."""
+
+    model_config = _CONFIG
+
     metrics_port: int = Field(
         default=9101, ge=0, le=65535, description="Port of this worker's /metrics; 0: off."
     )
@@ -178,16 +165,8 @@ class WorkerSettings(QueueSettings):
         default=None, description="Where a job's files are kept while it runs (default: temp)."
     )
 
-
-def add_model_options(parser: argparse.ArgumentParser) -> None:
-    """The worker's model options, shared by `mcnet worker` and `mcnet serve`."""
-    parser.add_argument("--checkpoint", type=Path, help="MCNet checkpoint (MCNET_CHECKPOINT)")
-    parser.add_argument(
-        "--demo-weights", action="store_true", help="untrained weights: try it without a checkpoint"
-    )
-    parser.add_argument("--device", choices=["auto", "cuda", "cpu"], help="MCNET_DEVICE")
-    parser.add_argument("--precision", choices=["fp32", "fp16"], help="MCNET_PRECISION")
-    parser.add_argument("--batch-size", type=int, help="MCNET_BATCH_SIZE")
-    parser.add_argument(
-        "--compile", action="store_true", default=None, help="torch.compile (MCNET_COMPILE)"
-    )
+    def encode_settings(self) -> EncodeSettings:
+        """How this worker encodes results (the fields of EncodeSettings above)."""
+        return EncodeSettings.model_validate(
+            self.model_dump(include=set(EncodeSettings.model_fields))
+        )

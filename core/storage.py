@@ -26,6 +26,7 @@ from urllib.parse import unquote, urlparse
 logger = logging.getLogger(__name__)
 
 InputName = Literal["source", "driving"]
+INPUT_NAMES: tuple[InputName, ...] = ("source", "driving")  # the two uploads of a job
 _CHUNK = 1 << 20
 _TMP_MARK = ".tmp-"
 
@@ -51,7 +52,7 @@ def check_job_id(job_id: str) -> str:
 
 def input_key(job_id: str, name: InputName) -> str:
     """Key of one uploaded input of a job."""
-    if name not in ("source", "driving"):
+    if name not in INPUT_NAMES:
         raise ValueError(f"unknown input {name!r}")
     return f"inputs/{check_job_id(job_id)}/{name}"
 

@@ -18,8 +18,9 @@ from typing import Any, NamedTuple
 import av
 import av.error
 from PIL import Image, ImageOps, UnidentifiedImageError
+from pydantic import BaseModel, ConfigDict, Field
 
-from service.errors import InputTooLargeError, InvalidInputError, UnsupportedMediaError
+from core.errors import InputTooLargeError, InvalidInputError, UnsupportedMediaError
 
 logger = logging.getLogger(__name__)
 
@@ -32,16 +33,25 @@ VIDEO_KINDS = "MP4, MOV, WebM, MKV, AVI or animated GIF"
 IMAGE_KINDS = "JPEG, PNG or WebP"
 
 
-@dataclass(frozen=True)
-class MediaLimits:
-    """Limits on uploaded media; the defaults admit a 10-minute 4K phone video."""
+class MediaLimits(BaseModel):
+    """Limits on uploaded media; the defaults admit a 10-minute 4K phone video.
 
-    max_image_pixels: int = 40_000_000
-    max_image_side: int = 16_384
-    max_video_pixels: int = 4096 * 2304
-    max_video_side: int = 4096
-    max_frames: int = 36_000
-    max_duration_s: float = 600.0
+    API and worker settings include these fields (`MCNET_MAX_VIDEO_FRAMES`, ...), so both
+    check uploads against the same values.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    max_image_pixels: int = Field(
+        default=40_000_000, gt=0, description="Largest source photo, width x height."
+    )
+    max_image_side: int = Field(default=16_384, gt=0, description="Longest side of a photo.")
+    max_video_pixels: int = Field(
+        default=4096 * 2304, gt=0, description="Largest driving frame, width x height."
+    )
+    max_video_side: int = Field(default=4096, gt=0, description="Longest side of a video.")
+    max_video_frames: int = Field(default=36_000, gt=0, description="Most driving frames.")
+    max_video_seconds: float = Field(default=600.0, gt=0, description="Longest driving video.")
 
 
 @dataclass(frozen=True)
@@ -236,9 +246,9 @@ def _count_video_packets(container: Any, limits: MediaLimits) -> tuple[int, floa
             if packet.size == 0:
                 continue
             count += 1
-            if count > limits.max_frames:
+            if count > limits.max_video_frames:
                 raise InputTooLargeError(
-                    f"The driving video has more than {limits.max_frames} frames; please "
+                    f"The driving video has more than {limits.max_video_frames} frames; please "
                     "send a shorter video."
                 )
             ts = packet.pts if packet.pts is not None else packet.dts
@@ -271,17 +281,18 @@ def probe_video(path: str | os.PathLike[str], limits: MediaLimits | None = None)
         stream = container.streams.video[0]
         ctx = stream.codec_context
         check_video_size(ctx.width, ctx.height, limits)
-        if container.duration and container.duration / 1e6 > limits.max_duration_s * 1.01:
+        if container.duration and container.duration / 1e6 > limits.max_video_seconds * 1.01:
             raise InputTooLargeError(
                 f"The driving video lasts {container.duration / 1e6:.0f} s; the limit is "
-                f"{limits.max_duration_s:.0f} s."
+                f"{limits.max_video_seconds:.0f} s."
             )
         frames, span = _count_video_packets(container, limits)
         if frames == 0:
             raise InvalidInputError("The driving video contains no frames.")
-        if span > limits.max_duration_s * 1.01:
+        if span > limits.max_video_seconds * 1.01:
             raise InputTooLargeError(
-                f"The driving video lasts {span:.0f} s; the limit is {limits.max_duration_s:.0f} s."
+                f"The driving video lasts {span:.0f} s; the limit is "
+                f"{limits.max_video_seconds:.0f} s."
             )
         rotation = _first_frame_rotation(container)
         fps = average_rate(frames, span, declared_rate(stream))

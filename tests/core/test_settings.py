@@ -1,0 +1,36 @@
+"""Settings from the environment: names, values, refusals."""
+
+from __future__ import annotations
+
+import pytest
+
+from core.settings import ApiSettings, WorkerSettings
+
+
+def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REDIS_URL", "redis://r:6379/2")
+    monkeypatch.setenv("STORAGE_URL", "s3://b/p")
+    monkeypatch.setenv("API_KEYS", " a, b ,,c ")
+    monkeypatch.setenv("MCNET_MAX_VIDEO_FRAMES", "123")
+    monkeypatch.setenv("MCNET_CHECKPOINT", "/m/x.pth.tar")
+    monkeypatch.setenv("MCNET_DEVICE", "cuda")
+    monkeypatch.setenv("MCNET_PRECISION", "fp16")
+    monkeypatch.setenv("MCNET_BATCH_SIZE", "16")
+    monkeypatch.setenv("MCNET_MODEL_CONFIG", "tiny")
+    monkeypatch.setenv("MCNET_COMPILE", "1")
+    monkeypatch.setenv("MCNET_ENCODE_PRESET", "veryfast")
+    monkeypatch.setenv("MCNET_ENCODE_CRF", "20")
+    api = ApiSettings()
+    assert api.redis_url == "redis://r:6379/2" and api.storage_url == "s3://b/p"
+    assert api.api_keys == ["a", "b", "c"]
+    assert api.media_limits().max_video_frames == 123
+    worker = WorkerSettings()
+    assert str(worker.checkpoint) == "/m/x.pth.tar"
+    assert (worker.device, worker.precision, worker.batch_size) == ("cuda", "fp16", 16)
+    assert worker.net_config == "tiny"
+    assert worker.compile and (worker.encode_preset, worker.encode_crf) == ("veryfast", 20)
+    for name, value in (("MCNET_PRECISION", "fp8"), ("MCNET_ENCODE_PRESET", "quick")):
+        monkeypatch.setenv(name, value)
+        with pytest.raises(ValueError):
+            WorkerSettings()
+        monkeypatch.delenv(name)

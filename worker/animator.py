@@ -1,0 +1,56 @@
+"""The one place an `Animator` is built from settings (`mcnet worker`, `mcnet animate`)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from core.errors import CheckpointError
+from core.settings import ModelSettings
+
+if TYPE_CHECKING:
+    from model.animator import Animator
+
+logger = logging.getLogger(__name__)
+
+NO_MODEL = (
+    "No model: set MCNET_CHECKPOINT (or --checkpoint) to an MCNet checkpoint, or pass "
+    "--demo-weights to try the service with untrained weights."
+)
+
+
+def load_animator(settings: ModelSettings) -> Animator:
+    """Load the networks the settings name onto their device, once. Raises CheckpointError."""
+    from model.animator import Animator
+    from model.checkpoint import demo_networks, load_networks
+    from model.config import MCNetConfig
+
+    # vox256: the published configuration, or the one a safetensors file of ours records
+    config = MCNetConfig.tiny() if settings.net_config == "tiny" else None
+    started = time.perf_counter()
+    if settings.checkpoint is not None:
+        networks = load_networks(settings.checkpoint, config)
+    elif settings.demo_weights:
+        logger.warning(
+            "using untrained demo weights: the output is NOT a trained model's (the face "
+            "will not follow the driving video)"
+        )
+        networks = demo_networks(config or MCNetConfig())
+    else:
+        raise CheckpointError(NO_MODEL)
+    animator = Animator(
+        networks,
+        device=settings.device,
+        precision=settings.precision,
+        batch_size=settings.batch_size,
+        compile=settings.compile,
+    )
+    logger.info(
+        "model loaded in %.2f s on %s (%s, batch %d)",
+        time.perf_counter() - started,
+        animator.device,
+        settings.precision,
+        animator.batch_size,
+    )
+    return animator
