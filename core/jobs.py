@@ -1,9 +1,11 @@
 """Jobs on the RQ queue: submit, read status and progress, cancel. Torch-free.
 
-The API enqueues `worker.rq_task.animate_job` by its dotted path, so this module never
-imports the worker. Jobs are serialised as JSON (no pickle in Redis). The worker writes
-progress into the job's meta (`progress`: stage, frames_done, frames_total) and a
-readable `error` when the job fails for a reason its sender can act on.
+The API enqueues `core.protocol.TASK` by its dotted path, so this module never imports
+the worker. Jobs are serialised as JSON (no pickle in Redis). The worker writes progress
+into the job's meta (`progress`: a core.protocol.Progress) and, when a run fails, its
+`outcome` (a core.protocol.JobOutcome with a readable error when the sender can act on it).
+Reading a job writes nothing: a job whose worker died is shown as it will be once a live
+worker's maintenance has retried or failed it.
 
 Cancel is a Redis flag (`mcnet:cancel:<id>`): a queued job is also removed from the
 queue at once; a running job sees the flag between frame batches and stops.
