@@ -34,6 +34,21 @@ class Stage(enum.StrEnum):
         """Position of the stage: 0 for queued, up to done."""
         return list(Stage).index(self)
 
+    @property
+    def label(self) -> str:
+        """What the stage does, for people (the web page shows it)."""
+        return _LABELS[self]
+
+
+_LABELS = {
+    Stage.QUEUED: "Waiting for a free worker",
+    Stage.PROBING: "Reading the video",
+    Stage.CROPPING: "Finding the face",
+    Stage.ANIMATING: "Animating",
+    Stage.ENCODING: "Writing the video",
+    Stage.DONE: "Finishing",
+}
+
 
 class JobState(enum.StrEnum):
     """The API's words for a job's state."""

@@ -16,11 +16,18 @@ from starlette.concurrency import run_in_threadpool
 
 from core.errors import JobStateError, RangeNotSatisfiableError, ResultGoneError
 from core.jobs import JobInfo
-from core.protocol import JobState
+from core.protocol import JobState, Stage
 from core.storage import Storage, StorageError, result_key
 from service.deps import Services, ServicesDep, require_key
 from service.ranges import parse_range
-from service.schemas import ErrorBody, JobBody, Links, SubmitResponse, animate_request_schema
+from service.schemas import (
+    ErrorBody,
+    JobBody,
+    Links,
+    StageBody,
+    SubmitResponse,
+    animate_request_schema,
+)
 from service.submit import submit_job
 
 logger = logging.getLogger(__name__)
@@ -146,6 +153,12 @@ async def cancel_job(job_id: str, request: Request, services: ServicesDep) -> Jo
 async def healthz() -> dict[str, str]:
     """Always 200 while the process serves requests."""
     return {"status": "ok"}
+
+
+@health_router.get("/stages", summary="The stages of a job, in the order they come")
+async def stages() -> list[StageBody]:
+    """Each stage `progress.stage` can take, with a label for people."""
+    return [StageBody(stage=stage, label=stage.label) for stage in Stage]
 
 
 @health_router.get(

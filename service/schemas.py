@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from core.options import JobOptions
-from core.protocol import Progress
+from core.protocol import Progress, Stage
 
 
 class ErrorBody(BaseModel):
@@ -30,6 +30,13 @@ class SubmitResponse(BaseModel):
     id: str = Field(description="Job id (a random UUID).")
     status: str = Field(description="Always `queued`.")
     links: Links
+
+
+class StageBody(BaseModel):
+    """One stage of a job; `GET /stages` lists them in the order they come."""
+
+    stage: Stage
+    label: str = Field(description="What the stage does, for people.")
 
 
 class JobBody(BaseModel):

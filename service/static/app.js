@@ -39,14 +39,12 @@
   let pollTimer = null;
   const objectUrls = { source: null, driving: null, result: null };
 
-  const STAGES = {
-    queued: "Waiting for a free worker…",
-    probing: "Reading the video…",
-    cropping: "Finding the face…",
-    animating: "Animating…",
-    encoding: "Writing the video…",
-    done: "Finishing…",
-  };
+  // stage -> what it does, as the API lists them (GET stages)
+  const STAGES = {};
+  fetch("stages")
+    .then((response) => (response.ok ? response.json() : []))
+    .then((list) => list.forEach((item) => { STAGES[item.stage] = item.label + "…"; }))
+    .catch(() => {}); // the page still shows "Working…"
 
   // ---------- state ----------
 

@@ -241,3 +241,18 @@ def test_openapi_documents_every_option(api: httpx.Client) -> None:
         assert properties[name].get("description"), name
     assert set(body["schema"]["required"]) == {"source", "driving"}
     assert {"202", "413", "415", "422"} <= set(schema["paths"]["/animate"]["post"]["responses"])
+
+
+def test_stages_are_listed_in_order_without_a_key(stack: Stack) -> None:
+    with stack.api(api_keys=["k1"]) as client:
+        answer = client.get("/stages")
+    assert answer.status_code == 200
+    assert [item["stage"] for item in answer.json()] == [
+        "queued",
+        "probing",
+        "cropping",
+        "animating",
+        "encoding",
+        "done",
+    ]
+    assert all(item["label"] for item in answer.json())
