@@ -31,7 +31,7 @@ from worker.face import FaceDetector, source_crop
 from worker.media.images import load_image
 from worker.media.settings import MediaSettings
 from worker.paste import even_canvas
-from worker.task import Progress, run_animation
+from worker.task import Progress, _best_frame, run_animation
 
 
 def _leftovers(folder: Path) -> list[str]:
@@ -114,6 +114,24 @@ def test_best_frame_index_is_the_reference_frame(
     assert len(written) == len(expected) == 5
     for got, want in zip(written, expected, strict=True):
         assert float(np.abs(got.astype(float) - want.astype(float)).mean()) < 3  # H.264 loss
+
+
+def test_best_frame_auto_keeps_the_best_crop_in_one_pass(
+    animator, face_photo: Path, talking_video: Path
+) -> None:
+    """Batch by batch (4 frames of 10), with the best crop so far in front: the frame and
+    crop the animator picks from the whole clip, without another pass for the crop."""
+    settings = MediaSettings()
+    detector = FaceDetector()
+    canvas = even_canvas(load_image(face_photo))
+    source = source_crop(canvas, detector).cut(canvas)
+    scan = scan_driving(talking_video, settings, detector=detector, estimate=10, tick=lambda _: 0)
+    crops = list(model_inputs(talking_video, scan, settings, lambda _: None))
+    expected = animator.best_frame(source, crops)
+    index, crop = _best_frame(
+        animator, source, model_inputs(talking_video, scan, settings, lambda _: None)
+    )
+    assert index == expected and np.array_equal(crop, crops[expected])
 
 
 def test_best_frame_past_the_end(
