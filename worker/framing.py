@@ -173,21 +173,32 @@ class ClipFaceTrack:
         return face
 
     def main_faces(self) -> list[Box]:
-        """The boxes that belong to the clip's main face; NoFaceError("driving") if none."""
+        """The boxes that belong to the clip's main face; NoFaceError("driving") if none.
+
+        A box is the main face's if its size is within 0.5 to 2 of the median box's and it
+        is within one face size of the median centre, or of a neighbouring sample (in time)
+        that is the main face's: a head that travels far is followed, while a face that
+        appears elsewhere (another person, a false detection) is dropped.
+        """
         if not self.boxes:
             raise NoFaceError("driving")
         centers = np.array([b.center for b in self.boxes])
         sizes = np.array([max(b.width, b.height) for b in self.boxes])
         mid, size = np.median(centers, axis=0), float(np.median(sizes))
-        keep = [
-            b
-            for b, c, s in zip(self.boxes, centers, sizes, strict=True)
-            if np.hypot(*(c - mid)) <= size and 0.5 * size <= s <= 2.0 * size
-        ]
-        keep = keep or self.boxes
-        if len(keep) < len(self.boxes):
-            logger.info("driving crop: ignored %d outlying face boxes", len(self.boxes) - len(keep))
-        return keep
+        sized = (sizes >= 0.5 * size) & (sizes <= 2.0 * size)
+        keep = sized & (np.hypot(*(centers - mid).T) <= size)
+        steps = np.hypot(*np.diff(centers, axis=0).T) <= size  # sample i to i + 1
+        grew = True
+        while grew:
+            joins_previous = np.r_[False, keep[:-1] & steps]
+            joins_next = np.r_[keep[1:] & steps, False]
+            grown = keep | (sized & (joins_previous | joins_next))
+            grew = bool((grown != keep).any())
+            keep = grown
+        kept = [b for b, k in zip(self.boxes, keep, strict=True) if k] or self.boxes
+        if len(kept) < len(self.boxes):
+            logger.info("driving crop: ignored %d outlying face boxes", len(self.boxes) - len(kept))
+        return kept
 
     def framing(self) -> ClipFraming:
         """The clip's one crop; NoFaceError("driving") if no sample had a face."""

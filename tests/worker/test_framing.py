@@ -212,13 +212,25 @@ def test_clip_without_faces(detector: FaceDetector) -> None:
         frame_clip([])
 
 
-def test_clip_track_ignores_an_outlying_face(detector: FaceDetector) -> None:
-    frames = talking_face_frames(6, 480, 240, center=(120, 110), size=50, jitter=1)
-    stray = face_image(480, 240, 380, 110, 70)  # another, larger face in one frame
-    track = _track(detector, [*frames, stray])
-    assert len(track.main_faces()) == 6
-    box = track.framing().box
-    assert box.x + box.side < 300
+def test_clip_track_ignores_another_face(detector: FaceDetector) -> None:
+    """Two samples in a row show another, larger face elsewhere (a cut, another person)."""
+    frames = talking_face_frames(8, 480, 240, center=(120, 110), size=50, jitter=1)
+    stray = face_image(480, 240, 380, 110, 70)
+    track = _track(detector, [*frames[:4], stray, stray, *frames[4:]])
+    assert len(track.main_faces()) == 8
+    framing = track.framing()
+    assert framing.box.x + framing.box.side < 300 and framing.warnings == ()
+
+
+def test_clip_track_follows_a_head_that_travels_far(detector: FaceDetector) -> None:
+    """A head crossing the frame (3 face sizes either side of its median place, in small
+    steps) is one face, not outliers: the crop grows to hold its path and says so."""
+    frames = [face_image(640, 360, 100 + 440 * i / 15, 180, 60) for i in range(16)]
+    track = _track(detector, frames)
+    assert len(track.main_faces()) == 16
+    framing = track.framing()
+    assert framing.growth > 2 and len(framing.warnings) == 1
+    _assert_holds_every_face(framing.box, track.boxes)
 
 
 def test_portrait_phone_video_is_framed_like_the_training_data(
