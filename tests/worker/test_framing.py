@@ -90,6 +90,7 @@ def _assert_rule_holds(face: Box, box: CropBox) -> None:
         (360, 640, 180, 96, 120),  # portrait photo, face at the top
         (240, 427, 120, 150, 80),  # portrait photo, face wider than a third of it
         (1600, 1200, 800, 600, 500),  # close-up, larger than YuNet sees at full size
+        (300, 400, 150, 200, 220),  # a selfie: the crop is wider than the photo
     ],
 )
 def test_photo_crop_is_framed_like_the_training_data(
