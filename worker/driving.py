@@ -18,7 +18,8 @@ from fractions import Fraction
 import numpy as np
 
 from core.errors import InvalidInputError
-from worker.face import Box, ClipFaceTrack, CropBox, FaceDetector, resize_square
+from worker.face import Box, FaceDetector
+from worker.framing import ClipFaceTrack, CropBox, resize_square
 from worker.media.decode import RateMeter, decode_frames
 from worker.media.settings import MediaSettings
 
@@ -39,6 +40,7 @@ class DrivingScan:
     width: int  # size of the (upright, capped) frames the later passes produce
     height: int
     crop: CropBox | None  # the clip's one crop box (None with crop=none)
+    warnings: tuple[str, ...] = ()  # what the job's result should tell the user (framing)
 
 
 def scan_driving(
@@ -76,12 +78,14 @@ def scan_driving(
         detecting.shutdown(wait=True, cancel_futures=True)
     if meter.frames == 0:
         raise InvalidInputError("The driving video contains no frames.")
-    crop = track.crop_box() if track is not None else None
+    framing = track.framing() if track is not None else None
+    crop = framing.box if framing is not None else None
     fps = meter.rate()
     logger.info(
         "driving: %d frames, %.3f fps, %dx%d, crop %s", meter.frames, fps, width, height, crop
     )
-    return DrivingScan(meter.frames, fps, meter.first or 0.0, width, height, crop)
+    warnings = framing.warnings if framing is not None else ()
+    return DrivingScan(meter.frames, fps, meter.first or 0.0, width, height, crop, warnings)
 
 
 def driving_frames(

@@ -27,7 +27,8 @@ from core.media_probe import VideoInfo, probe_video
 from core.options import JobOptions
 from core.protocol import Progress, Stage
 from worker.driving import DrivingScan, driving_frames, model_inputs, scan_driving
-from worker.face import CropBox, FaceDetector, resize_square, source_crop
+from worker.face import FaceDetector
+from worker.framing import CropBox, resize_square, source_crop
 from worker.layout import SideBySide
 from worker.media.encode import Mp4Writer
 from worker.media.images import load_image
@@ -53,6 +54,7 @@ class TaskResult:
     has_audio: bool
     reference_frame: int | None  # the driving frame relative motion was measured from
     seconds: float
+    warnings: tuple[str, ...] = ()  # for the user: things that may weaken the result
 
 
 @dataclass
@@ -233,6 +235,7 @@ def run_animation(
         has_audio=writer.has_audio,
         reference_frame=reference_index,
         seconds=seconds,
+        warnings=scan.warnings,
     )
 
 

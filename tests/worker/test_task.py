@@ -27,7 +27,8 @@ from tests.media_factory import (
     write_video,
 )
 from worker.driving import model_inputs, scan_driving
-from worker.face import FaceDetector, source_crop
+from worker.face import FaceDetector
+from worker.framing import source_crop
 from worker.media.images import load_image
 from worker.media.settings import MediaSettings
 from worker.paste import even_canvas
