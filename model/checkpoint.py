@@ -19,6 +19,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from model.config import MCNetConfig
+from model.file_kind import file_kind
 from model.networks import MCNet
 from service.errors import CheckpointError
 
@@ -66,13 +67,28 @@ def check_state_dict(model: torch.nn.Module, state: Mapping[str, torch.Tensor], 
         )
 
 
+def _refused_global(err: pickle.UnpicklingError) -> str | None:
+    """The Python object torch's safe loader refused to build, from its message, if any."""
+    for line in str(err).splitlines():
+        if "GLOBAL" in line:
+            return line.strip()
+    return None
+
+
 def _read_torch(path: Path) -> dict[str, dict[str, torch.Tensor]]:
     try:
         raw = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
+        refused = _refused_global(err)
+        if refused is None:
+            raise CheckpointError(
+                f"{path} is a damaged checkpoint: its data is not a torch checkpoint's. "
+                f"Download it again. {SOURCE_HINT}"
+            ) from err
         raise CheckpointError(
             f"{path} was refused: it holds Python objects that would run code when loaded, "
-            f"not only tensors ({str(err).splitlines()[0]})"
+            f"not only tensors ({refused}). Use a checkpoint from a source you trust. "
+            f"{SOURCE_HINT}"
         ) from err
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as err:
         raise CheckpointError(f"{path} is not a readable checkpoint: {err}") from err
@@ -110,7 +126,12 @@ def read_state_dicts(path: str | Path) -> dict[str, dict[str, torch.Tensor]]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist. {SOURCE_HINT}")
-    if path.suffix == ".safetensors":
+    kind = file_kind(path)
+    if not kind.may_be_checkpoint:
+        raise CheckpointError(
+            f"{path} is not a checkpoint: it is {kind.description}. {SOURCE_HINT}"
+        )
+    if kind.name == "safetensors":
         return _read_safetensors(path)
     return _read_torch(path)
 
