@@ -20,6 +20,7 @@ from redis import Redis
 from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.api_docs import mount_api_docs
 from service.errors import (
     InputTooLargeError,
     InvalidInputError,
@@ -184,7 +185,10 @@ def create_app(
         title="MCNet talking-head animation",
         version="0.1.0",
         description=DESCRIPTION,
+        docs_url=None,  # served from installed assets (service.api_docs), not a CDN
+        redoc_url=None,
     )
+    mount_api_docs(app)
     app.include_router(
         build_router(
             RouteContext(submit=submit, registry=registry, api_keys=tuple(settings.api_keys))
