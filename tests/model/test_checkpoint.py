@@ -153,3 +153,21 @@ def test_pickle_that_is_not_a_checkpoint_is_damaged(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="damaged checkpoint") as err:
         load_networks(path, TINY)
     assert "weights_only" not in str(err.value)
+
+
+def test_demo_weights_show_the_seed() -> None:
+    """Demo weights draw the memory bank's noise into the picture, so `seed` changes it."""
+    import numpy as np
+
+    from model.animator import Animator
+    from model.checkpoint import demo_networks
+
+    animator = Animator(demo_networks(TINY), device="cpu")
+    rng = np.random.default_rng(0)
+    source = rng.integers(0, 256, (256, 256, 3), np.uint8)
+    driving = [rng.integers(0, 256, (256, 256, 3), np.uint8) for _ in range(2)]
+    first, again, other = (
+        torch.cat(list(animator.animate_batches(source, driving, seed=seed))) for seed in (0, 0, 1)
+    )
+    assert torch.equal(first, again)
+    assert float((first - other).abs().max()) * 255 > 1.0
