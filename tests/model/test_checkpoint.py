@@ -89,8 +89,10 @@ def test_code_running_pickle_is_refused(tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
     path = tmp_path / "evil.pth.tar"
     torch.save({"generator": {"x": RunsCode(marker)}, "kp_detector": {}}, path)
-    with pytest.raises(CheckpointError, match="would run code"):
+    with pytest.raises(CheckpointError, match="would run code") as refused:
         load_networks(path, TINY)
+    assert "system" in str(refused.value)  # names what it refused to build
+    assert "weights_only" not in str(refused.value)  # never advises the unsafe load
     assert not marker.exists()
     plain = tmp_path / "evil.pkl"
     plain.write_bytes(pickle.dumps(RunsCode(marker)))
@@ -108,7 +110,8 @@ def test_damaged_file(tiny_networks: MCNet, tmp_path: Path, suffix: str) -> None
         torch.save(official_layout(tiny_networks), path)
     damaged = tmp_path / f"damaged{suffix}"
     damaged.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-    with pytest.raises(CheckpointError, match="not a readable"):
+    expected = "not a readable" if suffix == ".safetensors" else "truncated or damaged zip"
+    with pytest.raises(CheckpointError, match=expected):
         load_networks(damaged, TINY)
 
 
@@ -119,3 +122,52 @@ def test_not_a_checkpoint(tmp_path: Path) -> None:
         load_networks(path, TINY)
     with pytest.raises(CheckpointError, match="does not exist"):
         load_networks(tmp_path / "nothing.pth", TINY)
+
+
+@pytest.mark.parametrize(
+    ("content", "kind"),
+    [
+        (b"", "an empty file"),
+        (b"\n<!DOCTYPE html><html><head><title>Virus scan warning</title>", "an HTML web page"),
+        (b"\xff\xd8\xff\xe0\x00\x10JFIF" + bytes(200), "a JPEG image"),
+        (b"\x89PNG\r\n\x1a\n" + bytes(200), "a PNG image"),
+        (bytes(range(7, 256)) * 3, "unknown binary data"),
+        (b"Not Found\n", "a text file"),
+    ],
+)
+def test_file_of_another_kind_is_named(tmp_path: Path, content: bytes, kind: str) -> None:
+    """A failed download saved as the checkpoint: told apart from an unsafe pickle."""
+    for name in ("mcnet.pth.tar", "mcnet.safetensors"):
+        path = tmp_path / name
+        path.write_bytes(content)
+        with pytest.raises(CheckpointError, match="is not a checkpoint: it is " + kind) as err:
+            load_networks(path, TINY)
+        assert "run code" not in str(err.value)
+        assert "weights_only" not in str(err.value)
+
+
+def test_pickle_that_is_not_a_checkpoint_is_damaged(tmp_path: Path) -> None:
+    """Pickle data torch's safe loader cannot read, without code in it: damaged, not unsafe."""
+    path = tmp_path / "odd.pth"
+    path.write_bytes(b"\x80\x02" + bytes([227]) * 64)
+    with pytest.raises(CheckpointError, match="damaged checkpoint") as err:
+        load_networks(path, TINY)
+    assert "weights_only" not in str(err.value)
+
+
+def test_demo_weights_show_the_seed() -> None:
+    """Demo weights draw the memory bank's noise into the picture, so `seed` changes it."""
+    import numpy as np
+
+    from model.animator import Animator
+    from model.checkpoint import demo_networks
+
+    animator = Animator(demo_networks(TINY), device="cpu")
+    rng = np.random.default_rng(0)
+    source = rng.integers(0, 256, (256, 256, 3), np.uint8)
+    driving = [rng.integers(0, 256, (256, 256, 3), np.uint8) for _ in range(2)]
+    first, again, other = (
+        torch.cat(list(animator.animate_batches(source, driving, seed=seed))) for seed in (0, 0, 1)
+    )
+    assert torch.equal(first, again)
+    assert float((first - other).abs().max()) * 255 > 1.0
