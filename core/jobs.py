@@ -83,6 +83,7 @@ class JobInfo:
     ended_at: dt.datetime | None
     error: str | None
     options: dict[str, Any]
+    warnings: list[str]
 
 
 def cancel_key(job_id: str) -> str:
@@ -199,6 +200,7 @@ class JobQueue:
             ended_at=job.ended_at if state not in (JobState.QUEUED, JobState.STARTED) else None,
             error=error,
             options=dict(meta.get("options") or {}),
+            warnings=[str(w) for w in meta.get("warnings") or []],
         )
 
     def _abandoned(self, job: Job) -> bool:

@@ -69,6 +69,7 @@ def _job_body(request: Request, info: JobInfo) -> JobBody:
         ended_at=info.ended_at,
         error=info.error,
         options=info.options,
+        warnings=info.warnings,
         result_url=links.result if info.status is JobState.FINISHED else None,
         links=links,
     )

@@ -50,6 +50,11 @@ class JobBody(BaseModel):
     ended_at: dt.datetime | None = None
     error: str | None = Field(None, description="Why the job failed or was canceled.")
     options: dict[str, Any] = Field(description="The job's options, defaults filled in.")
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="What the result should be looked at for, such as a driving crop grown "
+        "to hold a head that moved far (smaller face, coarser detail).",
+    )
     result_url: str | None = Field(None, description="The MP4, once the job has finished.")
     links: Links
 

@@ -197,6 +197,9 @@ def animate_job(job_id: str, options: dict[str, Any], video: dict[str, Any]) -> 
             raise
         if cancel_requested(connection, job_id):
             raise JobCanceledError("The job was canceled before its result was stored.")
+        if summary.warnings and job is not None:
+            job.meta["warnings"] = list(summary.warnings)
+            job.save_meta()
         size = output.stat().st_size
         context.storage.put_file(result_key(job_id), output, move=True)
     context.storage.delete_inputs(job_id)

@@ -6,11 +6,12 @@ import signal
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from core.protocol import Stage
 from core.storage import FileStorage, input_key
-from tests.media_factory import probe_output
+from tests.media_factory import face_image, probe_output, write_image, write_video
 from tests.service.conftest import Stack
 from tests.service.helpers import make_inputs, submit, wait_for, wait_status
 
@@ -41,7 +42,7 @@ def test_round_trip_ends_in_a_playable_mp4(stack: Stack, tmp_path: Path) -> None
         seen: list[dict[str, Any]] = []
         final = wait_status(client, job_id, timeout=90, seen=seen)
         assert final["status"] == "finished", final
-        assert final["error"] is None
+        assert final["error"] is None and final["warnings"] == []
         assert final["result_url"] == f"/jobs/{job_id}/result"
         assert final["progress"] == {"stage": "done", "frames_done": 4, "frames_total": 4}
         assert final["options"]["seed"] == 7 and final["options"]["crop"] == "none"
@@ -177,3 +178,20 @@ def test_bad_input_found_by_the_worker_fails_once_with_a_readable_reason(
         assert result.status_code == 409 and "No face" in result.json()["detail"]
     metrics = worker.metrics()
     assert 'mcnet_worker_jobs_total{outcome="failed"} 1.0' in metrics, "not retried"
+
+
+def test_a_head_that_moves_far_is_reported_in_the_job(stack: Stack, tmp_path: Path) -> None:
+    """The driving crop grew to hold the head's path: the finished job says so."""
+    stack.start_worker()
+    photo = write_image(tmp_path / "photo.png", face_image(240, 240, 120, 120, 80))
+    size = 60
+    frames = [
+        face_image(320, 320, 160 + 0.5 * size * np.sin(i * np.pi / 4), 160, size) for i in range(16)
+    ]
+    driving = write_video(tmp_path / "sway.mp4", frames)
+    with stack.api() as client:
+        answer = submit(client, photo, driving, crop="auto")
+        assert answer.status_code == 202, answer.text
+        final = wait_status(client, answer.json()["id"], timeout=120)
+    assert final["status"] == "finished", final
+    assert len(final["warnings"]) == 1 and "enlarged" in final["warnings"][0]
