@@ -27,7 +27,7 @@ from redis.exceptions import RedisError
 
 from service.api_main import configure_logging, serve
 from service.jobs import JobQueue
-from service.settings import ApiSettings, add_model_options
+from service.settings import ApiSettings, add_model_options, settings_from_env
 
 logger = logging.getLogger(__name__)
 
@@ -232,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
             # One machine, maybe without a GPU: the published model takes seconds per frame
             # on a CPU, so the time limit (a guard against hung jobs) is generous here.
             update["job_timeout_per_frame"] = LOCAL_SECONDS_PER_FRAME
-        settings = ApiSettings()
+        settings = settings_from_env(ApiSettings)
         settings = settings.model_copy(update={k: v for k, v in update.items() if v is not None})
         worker = subprocess.Popen(
             worker_command(args),

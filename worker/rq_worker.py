@@ -11,6 +11,8 @@ not use CUDA after the parent touched it) that adds what a long GPU job needs:
   between batches and goes back to the front of the queue; a second signal stops at
   once (the job is requeued too);
 - its own Prometheus `/metrics` port, model load time included;
+- a health file (`MCNET_HEALTH_FILE`) touched after each heartbeat Redis took, for a
+  container healthcheck: it exists only once the model is loaded;
 - periodic expiry of old inputs and results in storage.
 """
 
@@ -42,7 +44,7 @@ from rq.worker import WorkerStatus
 from service.errors import JobCanceledError, MCNetError
 from service.jobs import SERIALIZER, JobProgress, JobQueue
 from service.metrics import WorkerMetrics
-from service.settings import WorkerSettings, add_model_options
+from service.settings import WorkerSettings, add_model_options, settings_from_env
 from service.storage import Storage, StorageError, open_storage
 from worker.rq_task import ShutdownRequeueError, WorkerContext, worker_context
 
@@ -96,6 +98,22 @@ class MCNetWorker(SimpleWorker):
                 self.maintain_heartbeats(job, execution)
             except RedisError as exc:
                 logger.warning("heartbeat failed: %s", exc)
+            else:
+                self._mark_alive()
+
+    def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
+        """RQ's heartbeat; when sent at once (no pipeline), also touch the health file."""
+        super().heartbeat(timeout, pipeline)
+        if pipeline is None:
+            self._mark_alive()
+
+    def _mark_alive(self) -> None:
+        path = self.parts.settings.health_file
+        if path is not None:
+            try:
+                path.touch()
+            except OSError as exc:
+                logger.warning("health file %s not touched: %s", path, exc)
 
     # running a job ----------------------------------------------------------------------
     def execute_job(self, job: Job, queue: Queue) -> None:
@@ -320,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
         level=os.environ.get("MCNET_LOG_LEVEL", "INFO"),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    settings = settings_from_args(args, WorkerSettings())
+    settings = settings_from_args(args, settings_from_env(WorkerSettings))
     if not settings.redis_url:
         logger.error("REDIS_URL is not set (or run `mcnet serve`, which starts Redis)")
         return 2
