@@ -15,8 +15,9 @@
 #   TORCH_WHEELS   an image or stage whose /wheels holds torch wheels to prefer over the
 #                  index (the container test's CPU wheel); default: none
 #
-# Layers, least often changed first: Python and a virtual environment, torch (worker),
-# the dependencies read from pyproject.toml, then the code (one COPY per package).
+# Layers, least often changed first: Python and a virtual environment, torch (worker; only
+# the build arguments above change it), the dependencies read from pyproject.toml, then
+# README.md and the code, one COPY per package (a new package is one more COPY line).
 
 ARG PYTHON_IMAGE=python:3.11-slim
 ARG TORCH_WHEELS=no-wheels
@@ -35,7 +36,6 @@ RUN python3 -m venv /opt/venv \
     && mkdir -p /data \
     && chown 10001:10001 /data
 WORKDIR /app
-COPY docker/requirements.py pyproject.toml /tmp/build/
 
 FROM base AS no-wheels
 RUN mkdir /wheels
@@ -44,6 +44,7 @@ FROM ${TORCH_WHEELS} AS torch-wheels
 
 # --- API: FastAPI, Redis/RQ client, storage, probing (PyAV, Pillow); never torch ---------
 FROM base AS api
+COPY docker/requirements.py pyproject.toml /tmp/build/
 RUN python /tmp/build/requirements.py /tmp/build/pyproject.toml > /tmp/build/requirements.txt \
     && pip install -r /tmp/build/requirements.txt
 COPY README.md pyproject.toml ./
@@ -74,6 +75,7 @@ RUN case "$TORCH_INDEX" in \
     esac \
     && pip install --find-links /tmp/wheels $index "torch==${TORCH_VERSION}" \
     && rm -rf /tmp/wheels
+COPY docker/requirements.py pyproject.toml /tmp/build/
 RUN python /tmp/build/requirements.py /tmp/build/pyproject.toml worker > /tmp/build/requirements.txt \
     && pip install -r /tmp/build/requirements.txt
 COPY README.md pyproject.toml ./

@@ -342,6 +342,8 @@ def main(argv: list[str] | None = None) -> int:
     if not settings.redis_url:
         logger.error("REDIS_URL is not set (or run `mcnet serve`, which starts Redis)")
         return 2
+    if settings.health_file is not None:  # a restarted container's file is not this run's
+        settings.health_file.unlink(missing_ok=True)
     registry = CollectorRegistry()
     metrics = WorkerMetrics(registry)
     try:
