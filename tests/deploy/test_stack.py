@@ -141,7 +141,8 @@ def test_killed_worker_comes_back_and_its_job_ends(stack: Stack) -> None:
                 break
             time.sleep(0.2)
         assert body and 0 < body["progress"]["frames_done"] < 40, body
-        # SIGKILL from the host to the worker process: a crash, not a `docker stop`
+        # SIGKILL from the host to the worker process: a crash (`docker kill` would count as
+        # a manual stop, which the restart policy honours: no restart)
         os.kill(_worker_pid(stack), signal.SIGKILL)
         final = _wait_job(stack, client, job_id, timeout=300)
     assert final["status"] in ("finished", "failed"), final
