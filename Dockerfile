@@ -23,6 +23,7 @@ ARG PYTHON_IMAGE=python:3.11-slim
 ARG TORCH_WHEELS=no-wheels
 
 FROM ${PYTHON_IMAGE} AS base
+LABEL org.opencontainers.image.title=mcnet-service
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \

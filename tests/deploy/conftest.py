@@ -22,12 +22,13 @@ import httpx
 import pytest
 
 from service.local import free_port
-from tests.deploy.engine import COMPOSE_FILE, CPU, TEST, Compose
+from tests.deploy.engine import COMPOSE_FILE, CPU, TEST, Compose, docker
 from tests.deploy.images import engine_answers, local_images
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_IN_CONTAINER = "/models/mcnet.safetensors"
+IMAGE_LABEL = "org.opencontainers.image.title=mcnet-service"  # the Dockerfile's
 
 
 @dataclass
@@ -79,7 +80,7 @@ def _checkpoint(folder: Path) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """Build the images, start the project, and take it down (asserting nothing is left)."""
     if not engine_answers():
@@ -115,4 +116,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         (folder / "compose.log").write_text(running.logs())
         project("down", "--volumes", "--remove-orphans", "--timeout", "30", timeout=180)
         left = project.leftovers()
+        # the images a rebuild replaced (kept: the current ones and the build cache)
+        docker("image", "prune", "--force", "--filter", f"label={IMAGE_LABEL}", timeout=120)
         assert left == {"containers": [], "networks": [], "volumes": []}, left
