@@ -7,15 +7,19 @@ The models they include (MediaLimits, EncodeSettings) are what the worker and th
 pass on, so each setting is declared once.
 
 Environment names: `REDIS_URL`, `STORAGE_URL` and `API_KEYS` as they are; every other
-setting is `MCNET_<FIELD NAME>` (for example `MCNET_MAX_VIDEO_BYTES`).
+setting is `MCNET_<FIELD NAME>` (for example `MCNET_MAX_VIDEO_BYTES`). An empty value
+means unset (`MCNET_BATCH_SIZE=` from a compose file is the default), and a wrong value stops
+the entry point with one line naming the variable (`settings_from_env`).
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from core.encoding import EncodeSettings
@@ -24,6 +28,7 @@ from core.media_probe import MediaLimits
 _CONFIG = SettingsConfigDict(
     env_prefix="MCNET_",
     env_file=None,
+    env_ignore_empty=True,
     extra="ignore",
     populate_by_name=True,
     frozen=True,
@@ -164,6 +169,49 @@ class WorkerSettings(QueueSettings, ModelSettings, EncodeSettings):
     work_dir: Path | None = Field(
         default=None, description="Where a job's files are kept while it runs (default: temp)."
     )
+    health_file: Path | None = Field(
+        default=None,
+        description="A file touched after each heartbeat sent to Redis, once the model is "
+        "loaded (a container healthcheck reads its age); unset: none.",
+    )
+
+
+SettingsT = TypeVar("SettingsT", bound=BaseSettings)
+
+
+def settings_from_env(cls: type[SettingsT]) -> SettingsT:
+    """`cls()` from the environment; a wrong value exits (status 2) with one line, no traceback.
+
+    The line names each wrong variable, its value and what it accepts, for example
+    `mcnet: invalid setting: MCNET_BATCH_SIZE='abc': Input should be a valid integer, ...
+    (Frames per model batch.)`.
+    """
+    try:
+        return cls()
+    except ValidationError as exc:
+        problems = "; ".join(_describe_error(cls, error) for error in exc.errors())
+        sys.stderr.write(f"mcnet: invalid setting: {problems}\n")
+        raise SystemExit(2) from None
+
+
+def _describe_error(cls: type[BaseSettings], error: ErrorDetails) -> str:
+    name = str(error["loc"][0]) if error["loc"] else ""
+    field = cls.model_fields.get(name)
+    if field is None:  # the error names the alias, which is the variable itself
+        field = next(
+            (
+                f
+                for f in cls.model_fields.values()
+                if isinstance(f.validation_alias, AliasChoices)
+                and name in f.validation_alias.choices
+            ),
+            None,
+        )
+        variable = name
+    else:
+        variable = f"{cls.model_config.get('env_prefix', '')}{name}".upper()
+    hint = f" ({field.description})" if field is not None and field.description else ""
+    return f"{variable}={error['input']!r}: {error['msg']}{hint}"
 
     def encode_settings(self) -> EncodeSettings:
         """How this worker encodes results (the fields of EncodeSettings above)."""

@@ -323,6 +323,6 @@ def open_storage(url: str, *, s3_endpoint_url: str | None = None) -> Storage:
             raise ValueError(f"STORAGE_URL {url!r} names no bucket")
         import boto3
 
-        client = boto3.client("s3", endpoint_url=s3_endpoint_url)
+        client = boto3.client("s3", endpoint_url=s3_endpoint_url or None)  # "": AWS
         return S3Storage(parsed.netloc, unquote(parsed.path), client=client)
     raise ValueError(f"STORAGE_URL {url!r}: use file:///path or s3://bucket/prefix")

@@ -10,7 +10,7 @@ from types import FrameType
 import uvicorn
 
 from core.logs import configure_logging, log_level
-from core.settings import ApiSettings
+from core.settings import ApiSettings, settings_from_env
 from service.app import create_app
 
 logger = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of `mcnet api`."""
     args = _parser().parse_args(argv)
     configure_logging()
-    settings = ApiSettings()
+    settings = settings_from_env(ApiSettings)
     update = {"host": args.host, "port": args.port}
     settings = settings.model_copy(update={k: v for k, v in update.items() if v is not None})
     if not settings.redis_url:

@@ -28,7 +28,7 @@ from redis.exceptions import RedisError
 from core.cli import add_model_options
 from core.jobs import JobQueue
 from core.logs import configure_logging
-from core.settings import ApiSettings
+from core.settings import ApiSettings, settings_from_env
 from service.api_main import serve
 
 logger = logging.getLogger(__name__)
@@ -234,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
             # One machine, maybe without a GPU: the published model takes seconds per frame
             # on a CPU, so the time limit (a guard against hung jobs) is generous here.
             update["job_timeout_per_frame"] = LOCAL_SECONDS_PER_FRAME
-        settings = ApiSettings()
+        settings = settings_from_env(ApiSettings)
         settings = settings.model_copy(update={k: v for k, v in update.items() if v is not None})
         worker = subprocess.Popen(
             worker_command(args),

@@ -7,7 +7,7 @@ Every name starts with `mcnet_`; each worker builds its own `CollectorRegistry`:
     mcnet_worker_job_seconds                         seconds per job, by outcome (histogram)
     mcnet_worker_jobs_total{outcome}                 finished, failed, canceled, requeued
     mcnet_worker_job_frames_done                     current job: frames done
-    mcnet_worker_job_frames_total                    current job: frames in all
+    mcnet_worker_job_frames                          current job: frames in all
     mcnet_worker_model_load_seconds                  seconds the model took to load
     mcnet_worker_busy                                1 while a job runs
     mcnet_worker_info{name,device,precision}         constant 1, labels describe the worker
@@ -52,7 +52,7 @@ class WorkerMetrics:
             "mcnet_worker_job_frames_done", "Frames done of the current job.", registry=registry
         )
         self.frames_total = Gauge(
-            "mcnet_worker_job_frames_total", "Frames of the current job.", registry=registry
+            "mcnet_worker_job_frames", "Frames of the current job.", registry=registry
         )
         self.model_load_seconds = Gauge(
             "mcnet_worker_model_load_seconds",

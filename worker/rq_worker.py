@@ -11,6 +11,8 @@ not use CUDA after the parent touched it) that adds what a long GPU job needs:
   between batches and goes back to the front of the queue; a second signal stops at
   once (the job is requeued too);
 - its own Prometheus `/metrics` port, model load time included;
+- a health file (`MCNET_HEALTH_FILE`) touched after each heartbeat Redis took, for a
+  container healthcheck: it exists only once the model is loaded;
 - periodic expiry of old inputs and results in storage.
 """
 
@@ -44,7 +46,7 @@ from core.errors import JobCanceledError, MCNetError
 from core.jobs import SERIALIZER, JobQueue
 from core.logs import configure_logging
 from core.protocol import JobOutcome, Outcome, Progress, Stage, time_limit_message
-from core.settings import WorkerSettings
+from core.settings import WorkerSettings, settings_from_env
 from core.storage import Storage, StorageError, open_storage
 from worker.animator import load_animator
 from worker.media.settings import MediaSettings
@@ -122,6 +124,22 @@ class MCNetWorker(SimpleWorker):
                 self.maintain_heartbeats(job, execution)
             except RedisError as exc:
                 logger.warning("heartbeat failed: %s", exc)
+            else:
+                self._mark_alive()
+
+    def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
+        """RQ's heartbeat; when sent at once (no pipeline), also touch the health file."""
+        super().heartbeat(timeout, pipeline)
+        if pipeline is None:
+            self._mark_alive()
+
+    def _mark_alive(self) -> None:
+        path = self.parts.settings.health_file
+        if path is not None:
+            try:
+                path.touch()
+            except OSError as exc:
+                logger.warning("health file %s not touched: %s", path, exc)
 
     # running a job ----------------------------------------------------------------------
     def execute_job(self, job: Job, queue: Queue) -> None:
@@ -286,10 +304,12 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of `mcnet worker`."""
     args = _parser().parse_args(argv)
     configure_logging()
-    settings = settings_from_args(args, WorkerSettings())
+    settings = settings_from_args(args, settings_from_env(WorkerSettings))
     if not settings.redis_url:
         logger.error("REDIS_URL is not set (or run `mcnet serve`, which starts Redis)")
         return 2
+    if settings.health_file is not None:  # a restarted container's file is not this run's
+        settings.health_file.unlink(missing_ok=True)
     registry = CollectorRegistry()
     metrics = WorkerMetrics(registry)
     try:

@@ -1,0 +1,19 @@
+# The container test's stand-in for redis:7.2-alpine: Debian's redis-server on the test base.
+# Like the official image: data in /data (a volume), runs as the redis user.
+ARG BASE
+FROM ${BASE}
+# DL3008: the stand-in follows Debian 12's current packages (security updates included);
+# a pinned version would fail once the archive moves on.
+# uid 999, as in the official image; the package's user creation keeps an existing user.
+# hadolint ignore=DL3008
+RUN groupadd --system --gid 999 redis \
+    && useradd --system --uid 999 --gid redis --home-dir /var/lib/redis redis \
+    && apt-get update \
+    && apt-get install -y --no-install-recommends redis-server \
+    && rm -rf /var/lib/apt/lists/* \
+    && mkdir /data \
+    && chown 999:999 /data
+WORKDIR /data
+USER 999:999
+EXPOSE 6379
+CMD ["redis-server"]

@@ -1,0 +1,121 @@
+"""The stack of docker-compose.yml, built and started once for the container tests.
+
+Images: the API and a CPU worker built from the repository's Dockerfile on a local Debian
+base (tests/deploy/images.py); Redis and Prometheus likewise local. Files:
+docker-compose.yml + docker/compose.cpu.yml + docker/compose.test.yml. The worker loads a
+checkpoint generated here (tiny configuration, untrained), mounted read-only as a user would
+mount theirs. Redis has a password. Afterwards `down -v` must leave nothing of the project.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from service.local import free_port
+from tests.deploy.engine import COMPOSE_FILE, CPU, TEST, Compose, docker
+from tests.deploy.images import engine_answers, local_images
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_IN_CONTAINER = "/models/mcnet.safetensors"
+IMAGE_LABEL = "org.opencontainers.image.title=mcnet-service"  # the Dockerfile's
+
+
+@dataclass
+class Stack:
+    """The running project and how to reach it from the host."""
+
+    compose: Compose
+    api_url: str
+    prometheus_url: str
+    folder: Path
+
+    def client(self) -> httpx.Client:
+        """An HTTP client of the API container (through its published port)."""
+        return httpx.Client(base_url=self.api_url, timeout=30)
+
+    def logs(self, *services: str) -> str:
+        """The last lines the services logged (for failure messages)."""
+        done = self.compose("logs", "--no-color", "--tail", "60", *services, check=False)
+        return done.stdout[-6000:] + done.stderr[-2000:]
+
+    def health(self, service: str) -> str:
+        """The Docker health status of the service's container ("" without a healthcheck)."""
+        state: dict[str, Any] = self.compose.inspect(service)["State"]
+        health: dict[str, Any] = state.get("Health") or {}
+        return str(health.get("Status", ""))
+
+    def wait_healthy(self, service: str, timeout: float) -> None:
+        """Wait, bounded, until the service's container is healthy."""
+        deadline = time.monotonic() + timeout
+        status = ""
+        while time.monotonic() < deadline:
+            status = self.health(service)
+            if status == "healthy":
+                return
+            time.sleep(1)
+        raise AssertionError(
+            f"{service} not healthy after {timeout:.0f} s ({status})\n{self.logs(service)}"
+        )
+
+
+def _checkpoint(folder: Path) -> Path:
+    """A checkpoint file as `mcnet convert` writes one: tiny configuration, untrained."""
+    from model.checkpoint import demo_networks, save_safetensors
+    from model.config import MCNetConfig
+
+    path = folder / "mcnet-tiny.safetensors"
+    save_safetensors(demo_networks(MCNetConfig.tiny()), path)
+    path.chmod(0o644)  # the container user (uid 10001) reads it
+    return path
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """Build the images, start the project, and take it down (asserting nothing is left)."""
+    if not engine_answers():
+        raise RuntimeError(
+            "No Docker engine answers. The container tests need one: .ci/run starts it "
+            "(dockerd --iptables=false --bridge=none)."
+        )
+    images = local_images()
+    folder = tmp_path_factory.mktemp("deploy")
+    api_port, prometheus_port = free_port(), free_port()
+    env = {
+        **images.compose_env(),
+        "MCNET_API_IMAGE": "mcnet-test/api:latest",
+        "MCNET_WORKER_IMAGE": "mcnet-test/worker:latest",
+        "MCNET_CHECKPOINT": str(_checkpoint(folder)),
+        "MCNET_CHECKPOINT_IN_CONTAINER": CHECKPOINT_IN_CONTAINER,
+        "MCNET_API_PORT": str(api_port),
+        "MCNET_PROMETHEUS_PORT": str(prometheus_port),
+        "MCNET_ENCODE_PRESET": "ultrafast",
+        "REDIS_PASSWORD": secrets.token_hex(16),
+    }
+    project = Compose(f"mcnet-test-{os.getpid()}", [COMPOSE_FILE, CPU, TEST], env)
+    running = Stack(
+        project, f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{prometheus_port}", folder
+    )
+    try:
+        project("build", timeout=1800)
+        up = project("up", "-d", "--wait", "--wait-timeout", "300", timeout=360, check=False)
+        if up.returncode != 0:
+            raise AssertionError(f"compose up failed:\n{up.stderr[-3000:]}\n{running.logs()}")
+        yield running
+    finally:
+        (folder / "compose.log").write_text(running.logs())
+        project("down", "--volumes", "--remove-orphans", "--timeout", "30", timeout=180)
+        left = project.leftovers()
+        # the images a rebuild replaced (kept: the current ones and the build cache)
+        docker("image", "prune", "--force", "--filter", f"label={IMAGE_LABEL}", timeout=120)
+        assert left == {"containers": [], "networks": [], "volumes": []}, left
