@@ -32,7 +32,6 @@ _CONFIG = SettingsConfigDict(
     extra="ignore",
     populate_by_name=True,
     frozen=True,
-    env_ignore_empty=True,
 )
 
 
@@ -174,6 +173,12 @@ class WorkerSettings(QueueSettings, ModelSettings, EncodeSettings):
         description="A file touched after each heartbeat sent to Redis, once the model is "
         "loaded (a container healthcheck reads its age); unset: none.",
     )
+
+    def encode_settings(self) -> EncodeSettings:
+        """How this worker encodes results (the fields of EncodeSettings above)."""
+        return EncodeSettings.model_validate(
+            self.model_dump(include=set(EncodeSettings.model_fields))
+        )
 
 
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)

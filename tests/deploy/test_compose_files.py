@@ -145,7 +145,7 @@ def test_a_wrong_setting_stops_with_one_line(command: str, variable: str, value:
     env = {key: str(val) for key, val in service["environment"].items()}
     env[variable] = value
     done = run(
-        [sys.executable, "-m", "service.cli", command],
+        [sys.executable, "-m", "core.cli", command],
         timeout=60,
         env={**env, "PATH": "/usr/bin:/bin"},
         check=False,
