@@ -21,6 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from model.animator import Animator  # noqa: E402
+from model.precision import set_process_precision  # noqa: E402
 from tests.conformance_fixture import fixture_networks, load_fixture  # noqa: E402
 
 FP32_TOLERANCE = 1e-3
@@ -43,6 +44,7 @@ def main() -> int:
     ok = True
     precisions = ("fp32", "fp16") if args.device == "cuda" else ("fp32",)
     for precision in precisions:
+        set_process_precision(args.device, precision)
         animator = Animator(
             networks,
             device=args.device,

@@ -1,8 +1,9 @@
-"""Throughput of the animator against the official loop's way of working, in one run.
+"""Throughput of the serving path against the literal reference path, in one run.
 
 Measures on one device:
-- `per-frame fp32`: our per-frame path doing what the official demo loop does (batch 1,
-  the source re-encoded every frame, each result copied to the host): the baseline;
+- `reference per-frame fp32`: the literal networks (`model.reference`: the published
+  architecture as written, no fused blocks) run the way the official demo loop runs them
+  (batch 1, the source re-encoded every frame, each result copied to the host): the baseline;
 - the batched animator in the configurations asked for (fp32 exact, fp16 autocast,
   torch.compile, channels_last), each against the baseline's frames: frames/s, ms/frame,
   peak device memory, PSNR and max abs difference;
@@ -35,10 +36,12 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from model.animator import Animator, animate_frame_by_frame  # noqa: E402
+from model.animator import Animator  # noqa: E402
 from model.checkpoint import demo_networks, load_networks  # noqa: E402
 from model.config import MCNetConfig  # noqa: E402
 from model.networks import MCNet  # noqa: E402
+from model.precision import set_process_precision  # noqa: E402
+from model.reference import animate_frame_by_frame  # noqa: E402
 from tests.conformance_fixture import fixture_networks, fixture_path, load_fixture  # noqa: E402
 
 
@@ -139,9 +142,7 @@ def model_rows(
     source = synthetic_frames(1, seed=1)[0]
     driving = synthetic_frames(args.frames, seed=2)
     networks = networks.to(device)
-    if device.type == "cuda":  # the baseline is exact fp32, as the official loop with TF32 off
-        torch.backends.cudnn.allow_tf32 = False
-        torch.backends.cuda.matmul.allow_tf32 = False
+    set_process_precision(device, "fp32")  # the baseline is exact fp32 (TF32 off on CUDA)
     warm = driving[: min(2, len(driving))]
     list(animate_frame_by_frame(networks, source, warm, device=device))
 
@@ -149,7 +150,7 @@ def model_rows(
         return animate_frame_by_frame(networks, source, driving, device=device)
 
     runners: list[tuple[str, Callable[[], Iterator[np.ndarray]]]] = [
-        ("per-frame fp32 (official loop)", baseline)
+        ("reference per-frame fp32 (official loop)", baseline)
     ]
     animators: dict[str, Animator] = {}
     for spec in args.configs:

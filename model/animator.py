@@ -13,7 +13,6 @@ import logging
 from collections.abc import Callable, Generator, Iterable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 import torch
@@ -24,15 +23,14 @@ from model.generator import SourceFeatures
 from model.keypoints import Keypoints
 from model.motion import (
     movement_scale,
-    normalize_keypoints,
     pose_distance,
     relative_keypoints,
 )
 from model.networks import MCNet
+from model.precision import Precision
 
 log = logging.getLogger(__name__)
 
-Precision = Literal["fp32", "fp16"]
 ProgressCallback = Callable[[int], None]
 
 # Device memory per frame of a batch (activations of the full model at 256x256), to pick a
@@ -129,8 +127,9 @@ class Animator:
     It runs a fused copy of the networks (`model.fusion`): the same numbers up to float
     rounding, fewer operations.
 
-    precision: fp32 is exact (TF32 is turned off on CUDA); fp16 runs the networks under
-    autocast on CUDA, with the jacobians inverted in fp32.
+    precision: fp32 is exact (on CUDA once `model.precision.set_process_precision` turned
+    TF32 off, at the entry point); fp16 runs the networks under autocast on CUDA, with the
+    jacobians inverted in fp32.
     """
 
     def __init__(
@@ -155,10 +154,6 @@ class Animator:
         # A copy with batch norms folded and up blocks as sub-pixel convs (model/fusion.py);
         # `networks` itself is left as it is.
         self.networks = fuse_for_inference(networks).to(self.device)
-        if self.device.type == "cuda" and precision == "fp32":
-            # Exact fp32: PyTorch would otherwise run convolutions in TF32.
-            torch.backends.cudnn.allow_tf32 = False
-            torch.backends.cuda.matmul.allow_tf32 = False
         self.channels_last = self.device.type == "cuda" if channels_last is None else channels_last
         if self.channels_last:
             for parameter in self.networks.parameters():
@@ -297,34 +292,3 @@ class Animator:
                     best, best_index = distance, index
                 index += 1
         return best_index
-
-
-def animate_frame_by_frame(
-    networks: MCNet,
-    source: np.ndarray,
-    driving: Iterable[np.ndarray],
-    *,
-    relative: bool = True,
-    adapt_scale: bool = True,
-    seed: int = 0,
-    device: str | torch.device = "cpu",
-) -> Iterator[np.ndarray]:
-    """The official demo's loop, as a baseline: batch 1, the source re-encoded for every
-    frame, each result copied to the host. Yields `H x W x 3` float32 frames in [0, 1]."""
-    device = torch.device(device)
-    config = networks.config
-    levels, spatial = config.generator.num_down_blocks, config.generator.memory.spatial
-    with torch.inference_mode():
-        image = to_image_tensor(source[None], device)
-        kp_source = networks.kp_detector(image)
-        kp_initial = None
-        for index, frame in enumerate(driving):
-            frame_tensor = to_image_tensor(frame[None], device)
-            kp_driving = networks.kp_detector(frame_tensor)
-            kp_initial = kp_initial or kp_driving
-            kp_norm = normalize_keypoints(
-                kp_source, kp_driving, kp_initial, relative=relative, adapt_scale=adapt_scale
-            )
-            noise = torch.from_numpy(frame_noise(seed, index, levels, spatial)[None]).to(device)
-            out = networks.generator(image, kp_source, kp_norm, noise)
-            yield out.prediction[0].permute(1, 2, 0).cpu().numpy()

@@ -9,7 +9,9 @@ the animator runs a copy in which, computed once from the loaded weights:
   input with four output phases, interleaved: each output pixel of a 3x3 conv over a nearest
   upsampled image sees only a 2x2 neighbourhood of the input, so summing the 3x3 kernel's
   taps that fall on the same input pixel gives 16 instead of 36 multiply-adds per input pixel,
-  and the upsampled image is never built.
+  and the upsampled image is never built;
+- the memory unit becomes `model.fused_memory.FusedMemoryUnit` (tokens, composed 1x1 convs,
+  fused attention, one shared modulated weight; see that module).
 
 Results differ from the reference blocks only by float rounding (about 1e-6 relative).
 """
@@ -22,7 +24,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from model.fused_memory import FusedMemoryUnit
 from model.layers import DownBlock2d, ResBlock2d, SameBlock2d, UpBlock2d
+from model.memory_bank import MemoryUnit
 from model.networks import MCNet
 
 
@@ -141,6 +145,8 @@ def _fused(module: nn.Module) -> nn.Module | None:
         return SubPixelUpBlock(module)
     if isinstance(module, ResBlock2d):
         return FoldedResBlock(module)
+    if isinstance(module, MemoryUnit):
+        return FusedMemoryUnit(module)
     return None
 
 

@@ -1,11 +1,16 @@
-"""The meta-memory bank and its implicit-identity-conditioned compensation (MCNet Sec. 3).
+"""The meta-memory bank and its implicit-identity-conditioned compensation (MCNet Sec. 3),
+written as the official `ExpendMemoryUnit` computes it.
 
 A learned memory `1 x Cm x S x S` is modulated per frame by a style code computed from the
-warped source features and the source keypoints (StyleGAN2 modulated conv + noise). A
+projected warped features and the source keypoints (StyleGAN2 modulated conv + noise). A
 dynamic convolution, whose kernel mixture is chosen by the features, turns the modulated
 memory into keys and values; the features' projection queries them, and the attended memory
 compensates the warped features. One module serves the three decoder scales; its per-scale
 layers are named after the feature width (`feat_forward_proj_32`, `conv_64`, ...).
+
+This is the reference: per-sample weights, grouped convolutions, maps `B x C x h x w` and an
+explicit attention matrix, as published. The serving path runs `model.fused_memory`, which
+computes the same numbers with fewer operations and is tested against this module.
 """
 
 from __future__ import annotations
@@ -33,14 +38,12 @@ class EqualLinear(nn.Module):
 
 
 class ModulatedConv2d(nn.Module):
-    """3x3 conv whose input channels are scaled per sample by a style, then demodulated.
-
-    Computed as conv(x * s, W) * d with d = rsqrt(sum (W s)^2 + eps): the same numbers as
-    a per-sample weight, with one shared weight for the whole batch.
-    """
+    """StyleGAN2's modulated 3x3 conv: a per-sample weight, its input channels scaled by the
+    style, demodulated (each output filter normalised to unit norm); no bias."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, style_features: int):
         super().__init__()
+        self.out_channels = out_channels
         self.modulation = EqualLinear(style_features, in_channels, bias_init=1.0)
         self.weight = nn.Parameter(
             torch.randn(1, out_channels, in_channels, kernel_size, kernel_size)
@@ -50,12 +53,15 @@ class ModulatedConv2d(nn.Module):
         self.eps = 1e-8
 
     def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
-        """x: `B x Cin x H x W` (or `1 x ...`, shared); style: `B x style_features`."""
-        s = self.modulation(style)  # B x Cin
-        weight = self.weight[0] * self.scale  # Cout x Cin x k x k
-        demod = torch.rsqrt(s.pow(2) @ weight.pow(2).sum((2, 3)).t() + self.eps)  # B x Cout
-        out = F.conv2d(x * s[:, :, None, None], weight, padding=self.padding)
-        return out * demod[:, :, None, None]
+        """x: `B x Cin x H x W`; style: `B x style_features` -> `B x Cout x H x W`."""
+        b, c, h, w = x.shape
+        s = self.modulation(style).view(b, 1, c, 1, 1)
+        weight = self.scale * self.weight * s  # B x Cout x Cin x k x k
+        demod = torch.rsqrt(weight.pow(2).sum([2, 3, 4]) + self.eps)  # B x Cout
+        weight = weight * demod.view(b, self.out_channels, 1, 1, 1)
+        weight = weight.view(b * self.out_channels, c, *weight.shape[3:])
+        out = F.conv2d(x.reshape(1, b * c, h, w), weight, padding=self.padding, groups=b)
+        return out.view(b, self.out_channels, *out.shape[2:])
 
 
 class FusedLeakyReLU(nn.Module):
@@ -66,7 +72,7 @@ class FusedLeakyReLU(nn.Module):
         self.bias = nn.Parameter(torch.zeros(channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.leaky_relu(x + self.bias.view(1, -1, 1, 1), 0.2) * math.sqrt(2)
+        return math.sqrt(2) * F.leaky_relu(x + self.bias.view(1, -1, 1, 1), 0.2)
 
 
 class StyleConv(nn.Module):
@@ -79,18 +85,20 @@ class StyleConv(nn.Module):
         self.activate = FusedLeakyReLU(channels)
 
     def forward(
-        self, x: torch.Tensor, style: torch.Tensor, noise: torch.Tensor | None
+        self, x: torch.Tensor, style: torch.Tensor, noise: torch.Tensor | None = None
     ) -> torch.Tensor:
         """noise: `B x 1 x H x W`; None draws it from torch's global generator, as published."""
         out = self.modulated_conv(x, style)
         if noise is None:
             b, _, h, w = out.shape
             noise = out.new_empty(b, 1, h, w).normal_()
-        return self.activate(out + self.weight * noise.to(out.dtype))
+        out = out + self.weight * noise.to(out.dtype)
+        return self.activate(out)
 
 
 class KernelAttention(nn.Module):
-    """Softmax weights over the dynamic conv's K kernels from pooled features: `B x K`."""
+    """The dynamic conv's `attention2d`: softmax weights over its K kernels from the spatial
+    mean of the features, `B x C x h x w -> B x K`."""
 
     def __init__(self, channels: int, ratio: float, kernels: int, temperature: float):
         super().__init__()
@@ -99,51 +107,34 @@ class KernelAttention(nn.Module):
         self.fc2 = nn.Conv2d(hidden, kernels, 1, bias=True)
         self.temperature = temperature
 
-    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
-        """pooled: `B x C`, the features' spatial mean."""
-        hidden = F.relu(F.linear(pooled, self.fc1.weight.flatten(1)))
-        logits = F.linear(hidden, self.fc2.weight.flatten(1), self.fc2.bias)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pooled = F.adaptive_avg_pool2d(x, 1)  # B x C x 1 x 1
+        logits = self.fc2(F.relu(self.fc1(pooled))).view(x.shape[0], -1)
         return F.softmax(logits / self.temperature, dim=1)
 
 
 class DynamicConv2d(nn.Module):
-    """3x3 conv of `y` with a per-sample mixture of K kernels chosen from pooled features.
-
-    The per-sample kernels are applied as one batched matrix product over the unfolded input,
-    which gives the result as tokens (`B x H*W x Cout`), the layout attention takes.
-    """
+    """`Dynamic_conv2d`: a 3x3 conv of `y` with a per-sample mixture of K kernels (and
+    biases), the mixture chosen from `x`. Run as one grouped conv over the batch."""
 
     def __init__(
         self, in_channels: int, out_channels: int, kernels: int, ratio: float, temperature: float
     ):
         super().__init__()
-        self.in_channels, self.out_channels = in_channels, out_channels
+        self.in_channels, self.out_channels, self.kernels = in_channels, out_channels, kernels
         self.attention = KernelAttention(in_channels, ratio, kernels, temperature)
         self.weight = nn.Parameter(torch.randn(kernels, out_channels, in_channels, 3, 3))
         self.bias = nn.Parameter(torch.zeros(kernels, out_channels))
 
-    def forward(self, pooled: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """pooled: `B x Cin` chooses the kernels; y: `B x Cin x H x W` -> `B x H*W x Cout`."""
-        mix = self.attention(pooled)  # B x K
-        b = y.shape[0]
-        weight = (mix @ self.weight.flatten(1)).view(b, self.out_channels, -1)  # B x Cout x Cin*9
-        bias = mix @ self.bias  # B x Cout
-        columns = F.unfold(y, kernel_size=3, padding=1)  # B x Cin*9 x H*W
-        return torch.baddbmm(bias.unsqueeze(1), columns.transpose(1, 2), weight.transpose(1, 2))
-
-
-def _compose_1x1(outer: nn.Conv2d, inner: nn.Conv2d) -> tuple[torch.Tensor, torch.Tensor]:
-    """Weight `Cout x Cin` and bias of the 1x1 conv `outer(inner(x))` as a linear map of the
-    channels, computed in fp32."""
-    with torch.autocast(device_type=outer.weight.device.type, enabled=False):
-        w_out, w_in = outer.weight.float().flatten(1), inner.weight.float().flatten(1)
-        weight = w_out @ w_in
-        bias = w_out @ _bias(inner).float() + _bias(outer).float()
-    return weight, bias
-
-
-def _bias(conv: nn.Conv2d) -> torch.Tensor:
-    return conv.bias if conv.bias is not None else conv.weight.new_zeros(conv.out_channels)
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """x: `B x Cin x h x w` chooses the kernels; y: `B x Cin x H x W` -> `B x Cout x H x W`."""
+        mix = self.attention(x)  # B x K
+        b, _, h, w = y.shape
+        weight = torch.mm(mix, self.weight.view(self.kernels, -1))
+        weight = weight.view(-1, self.in_channels, 3, 3)  # B*Cout x Cin x 3 x 3
+        bias = torch.mm(mix, self.bias).view(-1)  # B*Cout
+        out = F.conv2d(y.reshape(1, -1, h, w), weight, bias, padding=1, groups=b)
+        return out.view(b, self.out_channels, h, w)
 
 
 class MemoryUnit(nn.Module):
@@ -160,8 +151,10 @@ class MemoryUnit(nn.Module):
         self.attention_divisor = mem.attention_divisor
         self.mb = nn.Parameter(torch.empty(1, cm, mem.spatial, mem.spatial))
         nn.init.kaiming_uniform_(self.mb, mode="fan_in", nonlinearity="relu")
-        for level in range(gen.num_down_blocks - 1, -1, -1):
-            size = config.image_size // 2 ** (level + 1)
+        levels = range(gen.num_down_blocks - 1, -1, -1)
+        # The widths of the feature maps it compensates, coarsest first (32, 64, 128).
+        self.widths = [config.image_size // 2 ** (level + 1) for level in levels]
+        for level, size in zip(levels, self.widths, strict=True):
             half = min(gen.max_features, gen.block_expansion * 2 ** (level + 1)) // 2
             self.add_module(f"feat_forward_proj_{size}", nn.Conv2d(half, cm, kernel_size=1))
             self.add_module(f"conv_{size}", nn.Conv2d(cm, half, kernel_size=3, padding=1))
@@ -178,37 +171,33 @@ class MemoryUnit(nn.Module):
         )
         self.styleconv = StyleConv(cm, mem.style_features)
 
+    def scale_layers(self, width: int) -> tuple[nn.Conv2d, nn.Conv2d, nn.InstanceNorm2d]:
+        """The projection, output conv and norm of the scale whose maps are `width` wide."""
+        return (
+            getattr(self, f"feat_forward_proj_{width}"),
+            getattr(self, f"conv_{width}"),
+            getattr(self, f"norm_{width}"),
+        )
+
     def forward(
         self, feature: torch.Tensor, kp_source_value: torch.Tensor, noise: torch.Tensor | None
     ) -> torch.Tensor:
-        """feature: `B x C x h x w`; kp_source_value: `B x K x 2`; noise: `B x 1 x S x S`.
-
-        The published unit works on `B x Cm x h x w` maps; this one keeps them as tokens
-        (`B x h*w x Cm`), where the 1x1 convs are matrix products and attention gets the
-        layout of its fused kernel. The numbers are the same.
-        """
+        """feature: `B x C x h x w`; kp_source_value: `B x K x 2`; noise: `B x 1 x S x S`
+        (None: drawn from torch's global generator). Returns `B x C x h x w`."""
         passed, compensated = feature[:, 0::2], feature[:, 1::2]
         b, c, h, w = compensated.shape
-        tokens = compensated.permute(0, 2, 3, 1).reshape(b, h * w, c)  # B x hw x c
-        proj: nn.Conv2d = getattr(self, f"feat_forward_proj_{w}")
-        feat = F.linear(tokens, proj.weight.flatten(1), proj.bias)  # B x hw x Cm
-        pooled = feat.mean(dim=1)  # B x Cm
-        code = torch.cat([pooled, kp_source_value.reshape(b, -1).to(feat.dtype)], 1)
+        proj, conv, norm = self.scale_layers(w)
+        feat = proj(compensated)  # B x Cm x h x w
+        pooled = F.adaptive_avg_pool2d(feat, 1).view(b, -1)  # B x Cm
+        code = torch.cat([pooled, kp_source_value.reshape(b, -1)], 1)
         style = self.style_route(code)  # B x style_features
-        memory = self.styleconv(self.mb, style, noise)  # B x Cm x S x S
-        key, value = F.relu(self.conv_kv(pooled, memory)).chunk(2, dim=2)  # B x SS x Cm
-        # query_conv(feat) and diff_conv(feat - residual) are 1x1 convs of a 1x1 conv: run
-        # them as one product with the c < Cm input channels, and move diff_conv's weight
-        # onto the values (S x S tokens instead of h x w): diff_conv(residual) = A (v W_d^T).
-        query = F.relu(F.linear(tokens, *_compose_1x1(self.query_conv, proj)))
-        value_diff = F.linear(value, self.diff_conv.weight.flatten(1))  # no bias
-        residual_diff = F.scaled_dot_product_attention(
-            query.unsqueeze(1),  # B x 1 x hw x Cm
-            key.unsqueeze(1),  # B x 1 x SS x Cm
-            value_diff.unsqueeze(1),
-            scale=1 / self.attention_divisor,
-        ).squeeze(1)
-        diff = F.linear(tokens, *_compose_1x1(self.diff_conv, proj)) - residual_diff
-        out = (feat + F.relu(diff)).view(b, h, w, -1).permute(0, 3, 1, 2)  # B x Cm x h x w
-        out = F.relu(getattr(self, f"norm_{w}")(getattr(self, f"conv_{w}")(out)))
-        return torch.stack((passed, out), dim=2).reshape(b, 2 * c, h, w)
+        memory = self.styleconv(self.mb.expand(b, -1, -1, -1), style, noise)  # B x Cm x S x S
+        key, value = F.relu(self.conv_kv(feat, memory)).chunk(2, dim=1)  # B x Cm x S x S
+        query = F.relu(self.query_conv(feat))  # B x Cm x h x w
+        q = query.flatten(2).transpose(1, 2)  # B x hw x Cm
+        k, v = key.flatten(2).transpose(1, 2), value.flatten(2).transpose(1, 2)  # B x SS x Cm
+        attention = torch.softmax(q @ k.transpose(1, 2) / self.attention_divisor, dim=-1)
+        residual = (attention @ v).transpose(1, 2).reshape(b, -1, h, w)  # B x Cm x h x w
+        out = F.relu(self.diff_conv(feat - residual)) + feat
+        out = F.relu(norm(conv(out)))
+        return torch.stack((passed, out), dim=2).view(b, 2 * c, h, w)

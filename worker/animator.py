@@ -25,6 +25,7 @@ def load_animator(settings: ModelSettings) -> Animator:
     from model.animator import Animator
     from model.checkpoint import demo_networks, load_networks
     from model.config import MCNetConfig
+    from model.precision import set_process_precision
 
     # vox256: the published configuration, or the one a safetensors file of ours records
     config = MCNetConfig.tiny() if settings.net_config == "tiny" else None
@@ -46,6 +47,9 @@ def load_animator(settings: ModelSettings) -> Animator:
         batch_size=settings.batch_size,
         compile=settings.compile,
     )
+    # Process-wide (TF32 off for exact fp32 on CUDA): the worker and `mcnet animate` load
+    # one model per process, here, at start.
+    set_process_precision(animator.device, settings.precision)
     logger.info(
         "model loaded in %.2f s on %s (%s, batch %d)",
         time.perf_counter() - started,

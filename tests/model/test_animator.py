@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from model.animator import Animator, animate_frame_by_frame
+from model.animator import Animator
 from model.networks import MCNet
+from model.reference import animate_frame_by_frame
 from tests.model.conftest import random_frames
 
 

@@ -1,11 +1,19 @@
-"""The inference copy's fused blocks against the published blocks they replace."""
+"""The inference copy's fused blocks against the published blocks they replace, block by block."""
 
 from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from model.config import MCNetConfig
+from model.fused_memory import (
+    FusedMemoryUnit,
+    SharedWeightModulatedConv,
+    TokenDynamicConv,
+    compose_1x1,
+)
 from model.fusion import (
     FoldedConvBlock,
     FoldedResBlock,
@@ -14,6 +22,7 @@ from model.fusion import (
     subpixel_kernels,
 )
 from model.layers import DownBlock2d, ResBlock2d, SameBlock2d, UpBlock2d
+from model.memory_bank import DynamicConv2d, MemoryUnit, ModulatedConv2d
 from model.networks import MCNet
 from tests.model.conftest import random_frames
 
@@ -95,9 +104,10 @@ def test_fused_networks_match_and_leave_the_original_alone(tiny_networks: MCNet)
     assert tiny_networks.state_dict().keys() == keys.keys()
     for key, value in tiny_networks.state_dict().items():
         assert torch.equal(value, keys[key])
-    published = (SameBlock2d, DownBlock2d, UpBlock2d, ResBlock2d)
+    published = (SameBlock2d, DownBlock2d, UpBlock2d, ResBlock2d, MemoryUnit)
     assert not any(isinstance(m, published) for m in fused.modules())
     assert sum(isinstance(m, SubPixelUpBlock) for m in fused.modules()) > 0
+    assert isinstance(fused.generator.mbUnit, FusedMemoryUnit)
 
     image = torch.from_numpy(random_frames(2, seed=4)).permute(0, 3, 1, 2).float() / 255
     with torch.no_grad():
@@ -108,3 +118,59 @@ def test_fused_networks_match_and_leave_the_original_alone(tiny_networks: MCNet)
         out = tiny_networks.generator(image[:1], kp.first(), kp, noise).prediction
         out_fused = fused.generator(image[:1], kp.first(), kp, noise).prediction
     _assert_same(out_fused, out)
+
+
+def _random_weights(module: nn.Module, seed: int) -> nn.Module:
+    """Every parameter drawn at random (untrained biases and the noise weight are zero)."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for tensor in module.parameters():
+            tensor.copy_(torch.randn(tensor.shape, generator=generator) * 0.5)
+    return module.eval()
+
+
+def test_shared_weight_modulated_conv_equals_per_sample_weights() -> None:
+    conv = _random_weights(ModulatedConv2d(6, 5, 3, style_features=4), seed=5)
+    x, style = _inputs((1, 6, 7, 7), False), torch.randn(3, 4)
+    with torch.no_grad():
+        expected = conv(x.expand(3, -1, -1, -1), style)
+        _assert_same(SharedWeightModulatedConv(conv)(x, style), expected)
+        _assert_same(SharedWeightModulatedConv(conv)(x.expand(3, -1, -1, -1), style), expected)
+
+
+def test_token_dynamic_conv_equals_grouped_conv() -> None:
+    conv = _random_weights(DynamicConv2d(6, 8, kernels=4, ratio=0.25, temperature=34), seed=6)
+    x, y = _inputs((3, 6, 5, 5), False), torch.randn(3, 6, 4, 4)
+    with torch.no_grad():
+        expected = conv(x, y).flatten(2).transpose(1, 2)  # B x HW x Cout
+        _assert_same(TokenDynamicConv(conv)(x.mean((2, 3)), y), expected)
+
+
+def test_composed_1x1_equals_two_convs() -> None:
+    inner, outer = nn.Conv2d(3, 6, 1), nn.Conv2d(6, 5, 1)
+    _random_weights(inner, seed=7), _random_weights(outer, seed=8)
+    x = _inputs((2, 3, 4, 4), False)
+    weight, bias = compose_1x1(outer, inner)
+    with torch.no_grad():
+        _assert_same(F.conv2d(x, weight[:, :, None, None], bias), outer(inner(x)))
+
+
+@pytest.mark.parametrize("with_noise", [False, True])
+def test_fused_memory_unit_equals_reference_at_every_scale(with_noise: bool) -> None:
+    config = MCNetConfig.tiny()
+    unit = _random_weights(MemoryUnit(config), seed=9)
+    assert isinstance(unit, MemoryUnit)
+    fused = FusedMemoryUnit(unit)
+    spatial = config.generator.memory.spatial
+    kp = torch.rand(2, config.num_kp, 2) * 2 - 1
+    noise = (
+        torch.randn(2, 1, spatial, spatial) if with_noise else torch.zeros(2, 1, spatial, spatial)
+    )
+    for width in unit.widths:
+        channels = 2 * unit.scale_layers(width)[1].out_channels
+        feature = _inputs((2, channels, width, width), False)
+        with torch.no_grad():
+            expected = unit(feature, kp, noise)
+            _assert_same(fused(feature, kp, noise), expected)
+        # The passed-through half is the input's even channels, untouched.
+        assert torch.equal(expected[:, 0::2], feature[:, 0::2])
