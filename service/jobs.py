@@ -112,6 +112,7 @@ class JobInfo:
     ended_at: dt.datetime | None
     error: str | None
     options: dict[str, Any]
+    precision: str | None
 
 
 def cancel_key(job_id: str) -> str:
@@ -223,6 +224,7 @@ class JobQueue:
             ended_at=job.ended_at if state not in (JobState.QUEUED, JobState.STARTED) else None,
             error=error,
             options=dict(meta.get("options") or {}),
+            precision=meta.get("precision"),
         )
 
     def recover_abandoned(self) -> None:

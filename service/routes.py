@@ -59,6 +59,7 @@ def _job_body(request: Request, info: JobInfo) -> JobBody:
         ended_at=info.ended_at,
         error=info.error,
         options=info.options,
+        precision=info.precision,
         result_url=links.result if info.status is JobState.FINISHED else None,
         links=links,
     )

@@ -54,6 +54,11 @@ class JobBody(BaseModel):
     ended_at: dt.datetime | None = None
     error: str | None = Field(None, description="Why the job failed or was canceled.")
     options: dict[str, Any] = Field(description="The job's options, defaults filled in.")
+    precision: str | None = Field(
+        None,
+        description="The numeric precision the worker animates with: fp32 (exact), bf16 or "
+        "fp16; null until a worker has taken the job.",
+    )
     result_url: str | None = Field(None, description="The MP4, once the job has finished.")
     links: Links
 

@@ -142,7 +142,11 @@ class WorkerSettings(QueueSettings):
     device: Literal["auto", "cuda", "cpu"] = Field(
         default="auto", description="auto: cuda when available, else cpu."
     )
-    precision: Literal["fp32", "fp16"] = Field(default="fp32", description="fp16 on CUDA only.")
+    precision: Literal["fp32", "bf16", "fp16"] = Field(
+        default="fp32",
+        description="fp32: exact; bf16: CPUs with AVX-512 BF16 or AMX, and CUDA GPUs that "
+        "support it; fp16: CUDA only. Refused at start where the device cannot run it.",
+    )
     batch_size: int | None = Field(default=None, gt=0, description="Frames per model batch.")
     compile: bool = Field(
         default=False,
@@ -186,7 +190,7 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
         "--demo-weights", action="store_true", help="untrained weights: try it without a checkpoint"
     )
     parser.add_argument("--device", choices=["auto", "cuda", "cpu"], help="MCNET_DEVICE")
-    parser.add_argument("--precision", choices=["fp32", "fp16"], help="MCNET_PRECISION")
+    parser.add_argument("--precision", choices=["fp32", "bf16", "fp16"], help="MCNET_PRECISION")
     parser.add_argument("--batch-size", type=int, help="MCNET_BATCH_SIZE")
     parser.add_argument(
         "--compile", action="store_true", default=None, help="torch.compile (MCNET_COMPILE)"
