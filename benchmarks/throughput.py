@@ -4,7 +4,8 @@ Measures on one device:
 - `reference per-frame fp32`: the literal networks (`model.reference`: the published
   architecture as written, no fused blocks) run the way the official demo loop runs them
   (batch 1, the source re-encoded every frame, each result copied to the host): the baseline;
-- the batched animator in the configurations asked for (fp32 exact, fp16 autocast,
+- the batched animator in the configurations asked for (fp32 exact, bf16 / fp16 with fp32
+  islands,
   torch.compile, channels_last), each against the baseline's frames: frames/s, ms/frame,
   peak device memory, PSNR and max abs difference;
 - optionally (--file-to-file) the whole task on a generated 1080p driving video with sound:
@@ -40,7 +41,7 @@ from model.animator import Animator  # noqa: E402
 from model.checkpoint import demo_networks, load_networks  # noqa: E402
 from model.config import MCNetConfig  # noqa: E402
 from model.networks import MCNet  # noqa: E402
-from model.precision import set_process_precision  # noqa: E402
+from model.precision import cpu_flags, set_process_precision, unsupported_reason  # noqa: E402
 from model.reference import animate_frame_by_frame  # noqa: E402
 from tests.conformance_fixture import fixture_networks, fixture_path, load_fixture  # noqa: E402
 
@@ -153,8 +154,11 @@ def model_rows(
         ("reference per-frame fp32 (official loop)", baseline)
     ]
     animators: dict[str, Animator] = {}
+    cuda_bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported(including_emulation=False)
     for spec in args.configs:
-        if spec.startswith("fp16") and device.type != "cuda":
+        reason = unsupported_reason(spec.split("+")[0], device.type, cpu_flags(), cuda_bf16)
+        if reason is not None:
+            sys.stderr.write(f"skipped {spec}: {reason}\n")
             continue
         animator = animators[spec] = animator_for(spec, networks, device, args.batch_size)
 
@@ -243,7 +247,8 @@ def main() -> int:
         nargs="+",
         default=None,
         help="animator configurations: precision[+compile][+channels_last]; default: "
-        "fp32, fp16, fp16+compile+channels_last on CUDA; fp32 on CPU",
+        "fp32, fp16, fp16+compile+channels_last on CUDA; fp32 and bf16 on CPU (bf16 where "
+        "the CPU has it)",
     )
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument(
@@ -267,7 +272,7 @@ def main() -> int:
         args.configs = (
             ["fp32", "fp16", "fp16+compile+channels_last"]
             if device.type == "cuda"
-            else ["fp32"]  # torch.compile on 2 CPU cores takes over ten minutes
+            else ["fp32", "bf16"]  # torch.compile on 2 CPU cores takes over ten minutes
         )
     config = MCNetConfig.named(args.config)
     if args.checkpoint:

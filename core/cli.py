@@ -29,7 +29,7 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
         "--demo-weights", action="store_true", help="untrained weights: try it without a checkpoint"
     )
     parser.add_argument("--device", choices=["auto", "cuda", "cpu"], help="MCNET_DEVICE")
-    parser.add_argument("--precision", choices=["fp32", "fp16"], help="MCNET_PRECISION")
+    parser.add_argument("--precision", choices=["fp32", "bf16", "fp16"], help="MCNET_PRECISION")
     parser.add_argument("--batch-size", type=int, help="MCNET_BATCH_SIZE")
     parser.add_argument(
         "--compile", action="store_true", default=None, help="torch.compile (MCNET_COMPILE)"

@@ -84,6 +84,7 @@ class JobInfo:
     error: str | None
     options: dict[str, Any]
     warnings: list[str]
+    precision: str | None
 
 
 def cancel_key(job_id: str) -> str:
@@ -201,6 +202,7 @@ class JobQueue:
             error=error,
             options=dict(meta.get("options") or {}),
             warnings=[str(w) for w in meta.get("warnings") or []],
+            precision=meta.get("precision"),
         )
 
     def _abandoned(self, job: Job) -> bool:

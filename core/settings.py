@@ -134,7 +134,11 @@ class ModelSettings(BaseSettings):
         pattern=r"^(auto|cpu|cuda(:\d+)?)$",
         description="auto: cuda when available, else cpu; or cuda, cuda:N, cpu.",
     )
-    precision: Literal["fp32", "fp16"] = Field(default="fp32", description="fp16 on CUDA only.")
+    precision: Literal["fp32", "bf16", "fp16"] = Field(
+        default="fp32",
+        description="fp32: exact; bf16: CPUs with AVX-512 BF16 or AMX, and CUDA GPUs that "
+        "support it; fp16: CUDA only. Refused at start where the device cannot run it.",
+    )
     batch_size: int | None = Field(default=None, gt=0, description="Frames per model batch.")
     compile: bool = Field(
         default=False,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Callable, Collection, Generator, Iterable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
@@ -21,13 +21,14 @@ from model.compiled import CompiledOrEager
 from model.fusion import fuse_for_inference
 from model.generator import SourceFeatures
 from model.keypoints import Keypoints
+from model.mixed_precision import FP32_ISLANDS, to_mixed_precision
 from model.motion import (
     movement_scale,
     pose_distance,
     relative_keypoints,
 )
 from model.networks import MCNet
-from model.precision import Precision
+from model.precision import REDUCED_DTYPES, Precision, check_precision
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ ProgressCallback = Callable[[int], None]
 # batch size from free memory. Measured on the CPU as the growth of peak memory from batch 4
 # to 8 to 12: 240 MiB per frame in fp32, 128 MiB under 16-bit autocast; these keep a third
 # more for the CUDA caching allocator and cuDNN workspaces.
-BYTES_PER_FRAME = {"fp32": 320 * 2**20, "fp16": 180 * 2**20}
+BYTES_PER_FRAME = {"fp32": 320 * 2**20, "bf16": 180 * 2**20, "fp16": 180 * 2**20}
 MAX_AUTO_BATCH = 32
 CPU_BATCH = 1  # measured: batching gives nothing on a CPU (compute-bound) and costs memory
 
@@ -128,8 +129,10 @@ class Animator:
     rounding, fewer operations.
 
     precision: fp32 is exact (on CUDA once `model.precision.set_process_precision` turned
-    TF32 off, at the entry point); fp16 runs the networks under autocast on CUDA, with the
-    jacobians inverted in fp32.
+    TF32 off, at the entry point); bf16 (CPU with AVX-512 BF16 or AMX, or CUDA) and fp16
+    (CUDA) run the copy with 16-bit weights under autocast, with fp32 islands
+    (`model.mixed_precision`); a device that does not support the precision raises
+    PrecisionError.
     """
 
     def __init__(
@@ -140,21 +143,25 @@ class Animator:
         batch_size: int | None = None,
         compile: bool = False,
         channels_last: bool | None = None,
+        fp32_islands: Collection[str] = FP32_ISLANDS,
     ):
         """compile: torch.compile the generator (falls back to eager if it fails);
-        channels_last: NHWC convolutions (default: on CUDA)."""
+        channels_last: NHWC convolutions (default: on CUDA, and for 16-bit precisions, whose
+        CPU kernels (oneDNN, AMX) want NHWC); fp32_islands: the modules kept fp32 under a
+        16-bit precision (the default is the measured choice; benchmarks vary it)."""
         self.device = resolve_device(device)
-        if precision not in ("fp32", "fp16"):
-            raise ValueError(f"precision must be fp32 or fp16, got {precision!r}")
-        if precision == "fp16" and self.device.type != "cuda":
-            raise ValueError("fp16 needs a CUDA device; use fp32 on the CPU")
+        check_precision(precision, self.device)
         if batch_size is not None and batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         self.precision: Precision = precision
         # A copy with batch norms folded and up blocks as sub-pixel convs (model/fusion.py);
         # `networks` itself is left as it is.
         self.networks = fuse_for_inference(networks).to(self.device)
-        self.channels_last = self.device.type == "cuda" if channels_last is None else channels_last
+        if precision != "fp32":
+            to_mixed_precision(self.networks, REDUCED_DTYPES[precision], fp32_islands)
+        if channels_last is None:
+            channels_last = self.device.type == "cuda" or precision != "fp32"
+        self.channels_last = channels_last
         if self.channels_last:
             for parameter in self.networks.parameters():
                 if parameter.dim() == 4:
@@ -165,9 +172,9 @@ class Animator:
         self._noise_shape = (networks.config.generator.num_down_blocks, memory.spatial)
 
     def _autocast(self) -> AbstractContextManager[object]:
-        if self.precision == "fp16":
-            return torch.autocast("cuda", dtype=torch.float16)
-        return nullcontext()
+        if self.precision == "fp32":
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=REDUCED_DTYPES[self.precision])
 
     def _images(self, frames: np.ndarray) -> torch.Tensor:
         images = to_image_tensor(frames, self.device)

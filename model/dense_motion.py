@@ -81,9 +81,9 @@ class DenseMotionNetwork(nn.Module):
         )  # B x K+1 x 1 x h x w
         motions = sparse_motions(h, w, kp_source, kp_driving)  # B x K+1 x h x w x 2
         source = small_source.expand(b, c, h, w).unsqueeze(1).expand(b, k1, c, h, w)
-        warped = F.grid_sample(
-            source.reshape(b * k1, c, h, w),
-            motions.reshape(b * k1, h, w, 2).to(source.dtype),
+        warped = F.grid_sample(  # in fp32, as `model.generator.warp`
+            source.reshape(b * k1, c, h, w).float(),
+            motions.reshape(b * k1, h, w, 2).float(),
             align_corners=False,
         ).view(b, k1, c, h, w)
         features = self.hourglass(

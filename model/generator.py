@@ -39,15 +39,19 @@ class Generation(NamedTuple):
 
 
 def warp(features: torch.Tensor, deformation: torch.Tensor) -> torch.Tensor:
-    """Backward-warp `B x C x H x W` features by a `B x h x w x 2` grid, resized to H x W."""
+    """Backward-warp `B x C x H x W` features by a `B x h x w x 2` grid, resized to H x W.
+
+    Sampled in fp32 whatever the features' precision: a 16-bit grid would misplace samples
+    by up to half a pixel at 256 (8 bits of mantissa for coordinates in [-1, 1])."""
     b, c, h, w = features.shape
+    deformation = deformation.float()
     if deformation.shape[1:3] != (h, w):
         grid = F.interpolate(
             deformation.permute(0, 3, 1, 2), size=(h, w), mode="bilinear", align_corners=True
         )
         deformation = grid.permute(0, 2, 3, 1)
-    features = features.expand(deformation.shape[0], c, h, w)
-    return F.grid_sample(features, deformation.to(features.dtype), align_corners=True)
+    features = features.float().expand(deformation.shape[0], c, h, w)
+    return F.grid_sample(features, deformation, align_corners=True)
 
 
 def resize_map(occlusion: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:

@@ -70,6 +70,7 @@ def _job_body(request: Request, info: JobInfo) -> JobBody:
         error=info.error,
         options=info.options,
         warnings=info.warnings,
+        precision=info.precision,
         result_url=links.result if info.status is JobState.FINISHED else None,
         links=links,
     )

@@ -55,6 +55,11 @@ class JobBody(BaseModel):
         description="What the result should be looked at for, such as a driving crop grown "
         "to hold a head that moved far (smaller face, coarser detail).",
     )
+    precision: str | None = Field(
+        None,
+        description="The numeric precision the worker animates with: fp32 (exact), bf16 or "
+        "fp16; null until a worker has taken the job.",
+    )
     result_url: str | None = Field(None, description="The MP4, once the job has finished.")
     links: Links
 

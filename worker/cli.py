@@ -89,7 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
         "model's)",
     )
     model.add_argument("--device", help="cuda, cuda:N, cpu or auto (default)")
-    model.add_argument("--precision", choices=["fp32", "fp16"], help="fp32 (default) or fp16")
+    model.add_argument(
+        "--precision",
+        choices=["fp32", "bf16", "fp16"],
+        help="fp32: exact (default); bf16: CPUs with AVX-512 BF16 or AMX, CUDA GPUs that "
+        "support it; fp16: CUDA",
+    )
     model.add_argument("--batch-size", type=int, help="frames per batch (default: from memory)")
     model.add_argument(
         "--compile",

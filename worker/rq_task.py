@@ -166,6 +166,8 @@ def animate_job(job_id: str, options: dict[str, Any], video: dict[str, Any]) -> 
     if context is None:
         raise RuntimeError("animate_job runs inside `mcnet worker`, which loads the model")
     job = get_current_job()
+    if job is not None:  # part of the result's contract; saved with the first progress
+        job.meta["precision"] = context.animator.precision
     connection = context.connection
     if cancel_requested(connection, job_id):
         raise JobCanceledError("The job was canceled before it started.")

@@ -13,7 +13,8 @@ REPO = Path(__file__).resolve().parents[2]
 def test_benchmark_writes_rows_against_the_baseline(tmp_path: Path) -> None:
     out = tmp_path / "result.json"
     command = [sys.executable, str(REPO / "benchmarks" / "throughput.py"), "--device", "cpu"]
-    command += ["--config", "tiny", "--frames", "2", "--repeats", "2", "--json", str(out)]
+    command += ["--config", "tiny", "--frames", "2", "--repeats", "2", "--configs", "fp32"]
+    command += ["--json", str(out)]
     command += ["--file-to-file", "--file-frames", "6", "--presets", "ultrafast", "medium"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stderr

@@ -99,11 +99,6 @@ def test_best_frame_finds_pose_of_source(tiny_networks: MCNet) -> None:
     assert animator.best_frame(driving[4], driving) == 4
 
 
-def test_rejects_fp16_on_cpu(tiny_networks: MCNet) -> None:
-    with pytest.raises(ValueError, match="fp16"):
-        Animator(tiny_networks, device="cpu", precision="fp16")
-
-
 def test_last_batch_padded_for_compiled_graph(tiny_networks: MCNet) -> None:
     """With a compiled generator the last, shorter batch is padded to the compiled size;
     the padding never reaches the output."""
@@ -122,19 +117,3 @@ def test_last_batch_padded_for_compiled_graph(tiny_networks: MCNet) -> None:
     assert calls == [3, 3]
     assert b.shape == a.shape == (5, 3, 256, 256)
     assert np.abs(a - b).max() <= 1e-4
-
-
-def test_mixed_precision_path_runs_and_stays_close(tiny_networks: MCNet) -> None:
-    """The autocast path (fp16 on CUDA) exercised on the CPU with bfloat16: no dtype
-    mismatch between autocast and fp32 ops, jacobians still inverted in fp32, output
-    float32 and near the fp32 result. CI has no GPU; the CUDA check is
-    benchmarks/cuda_conformance.py."""
-    source, driving = random_frames(1, seed=23)[0], random_frames(3, seed=24)
-    exact = Animator(tiny_networks, batch_size=2)
-    mixed = Animator(tiny_networks, batch_size=2)
-    mixed._autocast = lambda: torch.autocast("cpu", dtype=torch.bfloat16)  # type: ignore[method-assign]
-    a = torch.cat(list(exact.animate_batches(source, driving)))
-    b = torch.cat(list(mixed.animate_batches(source, driving)))
-    assert b.dtype == torch.float32
-    psnr = 10 * np.log10(1 / float(((a - b) ** 2).mean()))
-    assert 35 < psnr < 200  # close, and not silently the fp32 path

@@ -46,6 +46,7 @@ def test_round_trip_ends_in_a_playable_mp4(stack: Stack, tmp_path: Path) -> None
         assert final["result_url"] == f"/jobs/{job_id}/result"
         assert final["progress"] == {"stage": "done", "frames_done": 4, "frames_total": 4}
         assert final["options"]["seed"] == 7 and final["options"]["crop"] == "none"
+        assert final["precision"] == "fp32"  # the worker's, part of the result's contract
         assert final["created_at"] and final["started_at"] and final["ended_at"]
         keys = [_progress_key(b) for b in seen]
         assert keys == sorted(keys), "progress went backwards"
