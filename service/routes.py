@@ -140,9 +140,11 @@ async def job_result(job_id: str, request: Request, services: ServicesDep) -> Re
 
 def _no_result_yet(info: JobInfo) -> str:
     """Why a job that has not finished has no result."""
-    reason = f" ({info.error})" if info.error else ""
-    if info.status in (JobState.FAILED, JobState.CANCELED):
-        return f"The job {info.status.value}{reason}; there is no result."
+    if info.status is JobState.CANCELED:
+        return "The job was canceled; there is no result."
+    if info.status is JobState.FAILED:
+        reason = f" ({info.error})" if info.error else ""
+        return f"The job failed{reason}; there is no result."
     return f"The job is {info.status.value}; the result exists once it has finished."
 
 

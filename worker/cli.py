@@ -17,7 +17,7 @@ from core.errors import MCNetError, NoFaceError
 from core.logs import configure_logging
 from core.options import JobOptions
 from core.protocol import DEMO_MODEL, Stage
-from core.settings import ModelSettings
+from core.settings import ModelSettings, QueueSettings
 
 logger = logging.getLogger("mcnet.animate")
 
@@ -205,7 +205,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             options,
             animator,
             progress=bar,
-            settings=MediaSettings(encode=encode),
+            settings=MediaSettings(limits=QueueSettings().media_limits(), encode=encode),
             model=label,
         )
     except NoFaceError as exc:  # in this command's words: its flag, not the API's field
@@ -261,3 +261,7 @@ def _human_size(size: int) -> str:
     if size < 1000**2:
         return f"{size / 1000:.1f} kB"
     return f"{size / 1000**2:.1f} MB"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
