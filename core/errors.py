@@ -67,12 +67,13 @@ class NoFaceError(InvalidInputError):
 
     status = 422
 
-    def __init__(self, which: str) -> None:
+    def __init__(self, which: str, skip: str = "send crop=none") -> None:
         self.which = which
         what = "photo" if which == "source" else "driving video"
+        picture = "a picture" if which == "source" else "a video"
         super().__init__(
-            f"No face was found in the {what} ({which}). Use a picture where one face is "
-            "clearly visible, or send crop=none if the input is already an aligned 256x256 crop."
+            f"No face was found in the {what} ({which}). Use {picture} where one face is "
+            f"clearly visible, or {skip} if the input is already an aligned 256x256 crop."
         )
 
 

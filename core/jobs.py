@@ -31,7 +31,8 @@ from rq.registry import (
     StartedJobRegistry,
 )
 from rq.serializers import JSONSerializer
-from rq.utils import utcparse
+from rq.utils import now as utcnow
+from rq.utils import utcformat, utcparse
 from rq.worker_registration import get_keys
 
 from core.errors import JobNotFoundError, JobStateError
@@ -55,6 +56,7 @@ logger = logging.getLogger(__name__)
 SERIALIZER = JSONSerializer
 CANCEL_PREFIX = "mcnet:cancel:"
 CANCELED_MESSAGE = "The job was canceled by its owner."
+MODEL_FIELD = "mcnet_model"  # field of a worker's RQ record: the model it runs
 
 _RQ_TO_STATE = {
     JobStatus.CREATED: JobState.QUEUED,
@@ -85,6 +87,8 @@ class JobInfo:
     options: dict[str, Any]
     warnings: list[str]
     precision: str | None
+    model: str | None = None  # the model that runs the job, set by its worker when it starts
+    queue_position: int | None = None  # 1-based place in the queue while queued
 
 
 def cancel_key(job_id: str) -> str:
@@ -203,7 +207,14 @@ class JobQueue:
             options=dict(meta.get("options") or {}),
             warnings=[str(w) for w in meta.get("warnings") or []],
             precision=meta.get("precision"),
+            model=meta.get("model"),
+            queue_position=self._position(job) if state is JobState.QUEUED else None,
         )
+
+    def _position(self, job: Job) -> int | None:
+        """1-based place of a queued job in the queue; None when it is not in it."""
+        index = self.queue.get_job_position(job.id)
+        return None if index is None else int(index) + 1
 
     def _abandoned(self, job: Job) -> bool:
         """Whether the running job's worker stopped sending heartbeats (a read, no cleanup)."""
@@ -223,10 +234,9 @@ class JobQueue:
         if job is None:
             raise JobNotFoundError(job_id)
         current = self._info(job)
-        if current.status in (JobState.FINISHED, JobState.FAILED):
-            raise JobStateError(
-                f"The job has already {current.status.value}; there is nothing to cancel."
-            )
+        if current.status in (JobState.FINISHED, JobState.FAILED, JobState.CANCELED):
+            ended = "been canceled" if current.status is JobState.CANCELED else current.status.value
+            raise JobStateError(f"The job has already {ended}; there is nothing to cancel.")
         ttl = self.settings.failure_ttl + self.settings.input_ttl
         self.connection.set(cancel_key(job_id), b"1", ex=ttl)
         if current.status is JobState.QUEUED:
@@ -234,6 +244,7 @@ class JobQueue:
                 job.cancel()
             except InvalidJobOperation:
                 logger.debug("job %s was already canceled", job_id)
+            self.connection.hset(job.key, "ended_at", utcformat(utcnow()))
             self.connection.expire(job.key, self.settings.failure_ttl)
         self.prune_canceled()
         refreshed = self.fetch(job_id)
@@ -271,16 +282,21 @@ class JobQueue:
 
     def live_workers(self) -> int:
         """Workers of this queue whose last heartbeat is recent."""
+        return len(self.live_models())
+
+    def live_models(self) -> list[str]:
+        """The model label of each worker of this queue whose last heartbeat is recent
+        ("unknown" for a worker that records none)."""
         keys = sorted(get_keys(queue=self.queue))
         if not keys:
-            return 0
+            return []
         with self.connection.pipeline() as pipe:
             for key in keys:
-                pipe.hget(key, "last_heartbeat")
-            beats = pipe.execute()
+                pipe.hmget(key, "last_heartbeat", MODEL_FIELD)
+            records = pipe.execute()
         now = dt.datetime.now(dt.UTC)
-        alive = 0
-        for beat in beats:
+        models = []
+        for beat, model in records:
             if not beat:
                 continue
             try:
@@ -288,8 +304,9 @@ class JobQueue:
             except ValueError:
                 continue
             if (now - when).total_seconds() <= self.settings.worker_ttl:
-                alive += 1
-        return alive
+                label = model.decode() if isinstance(model, bytes) else model
+                models.append(label or "unknown")
+        return models
 
     def ping(self) -> bool:
         """Whether Redis answers."""

@@ -52,6 +52,12 @@ class MediaLimits(BaseModel):
     max_video_side: int = Field(default=4096, gt=0, description="Longest side of a video.")
     max_video_frames: int = Field(default=36_000, gt=0, description="Most driving frames.")
     max_video_seconds: float = Field(default=600.0, gt=0, description="Longest driving video.")
+    max_output_side: int = Field(
+        default=1920,
+        ge=256,
+        description="Longer side of a pasted-back result: a larger photo is scaled down to "
+        "it, and the job's warnings say so.",
+    )
 
 
 @dataclass(frozen=True)
@@ -125,6 +131,11 @@ def open_photo(path: str | os.PathLike[str], limits: MediaLimits | None = None) 
     except Image.DecompressionBombError as exc:
         raise InputTooLargeError("The photo declares far too many pixels.") from exc
     except UnidentifiedImageError as exc:
+        if _looks_like_video(path):
+            raise UnsupportedMediaError(
+                f"The photo is a video, not a still picture; please send {IMAGE_KINDS} as "
+                "the photo (source) and the video as the driving video (driving)."
+            ) from exc
         raise UnsupportedMediaError(
             f"The photo is not an image we can read; please send {IMAGE_KINDS}."
         ) from exc
@@ -165,6 +176,12 @@ def open_video_container(path: Path) -> Any:
             f"The driving video is not a video we can read; please send {VIDEO_KINDS}."
         ) from exc
     names = set(container.format.name.split(","))
+    if any(name.endswith("_pipe") or name == "image2" for name in names):
+        container.close()
+        raise UnsupportedMediaError(
+            f"The driving video is a photo, not a video; please send {VIDEO_KINDS} as the "
+            "driving video (driving) and the photo as the photo (source)."
+        )
     if not names & VIDEO_FORMATS:
         container.close()
         raise UnsupportedMediaError(

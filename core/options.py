@@ -60,6 +60,15 @@ class JobOptions(BaseModel):
         "same pixels.",
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_paste_back(cls, data: object) -> object:
+        """An unset paste_back takes its default (on exactly when cropping), so the options a
+        job echoes are the ones it runs with."""
+        if isinstance(data, dict) and data.get("paste_back") is None:
+            return {**data, "paste_back": data.get("crop", "auto") == "auto"}
+        return data
+
     @field_validator("best_frame", mode="before")
     @classmethod
     def _parse_best_frame(cls, value: object) -> object:

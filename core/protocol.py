@@ -17,6 +17,9 @@ from pydantic import Field
 from pydantic.dataclasses import dataclass
 
 TASK = "worker.rq_task.animate_job"
+# The model label of untrained demo weights (a checkpoint's label: its file name and sha256
+# prefix). Workers record their label; the job JSON and `/readyz` show it.
+DEMO_MODEL = "demo"
 
 
 class Stage(enum.StrEnum):

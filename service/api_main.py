@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
+import re
 import signal
+import socket
 from types import FrameType
 
 import uvicorn
@@ -30,6 +33,38 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+_POLLING = re.compile(r"^/jobs/[^/?]+(/events)?(\?.*)?$")
+
+
+class PollingAtDebug(logging.Filter):
+    """uvicorn's access lines for polling (GET /jobs/{id}, /jobs/{id}/events) at DEBUG: a
+    page polls every second, which would otherwise fill the console."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if not (isinstance(args, tuple) and len(args) >= 3 and args[1] == "GET"):
+            return True
+        if not _POLLING.match(str(args[2])):
+            return True
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+
+
+def port_problem(host: str, port: int, setting: str) -> str | None:
+    """Why nothing can listen on host:port (taken, not allowed), naming the setting to change;
+    None when it is free."""
+    if port == 0:
+        return None
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+    except OSError as exc:
+        reason = "is already in use" if exc.errno == errno.EADDRINUSE else f"cannot be used ({exc})"
+        return f"Port {port} on {host} {reason}: set {setting} to a free port."
+    return None
+
+
 def serve(settings: ApiSettings, *, root_path: str = "") -> None:
     """Build the app for `settings` and serve it until SIGINT/SIGTERM, then return.
 
@@ -43,6 +78,9 @@ def serve(settings: ApiSettings, *, root_path: str = "") -> None:
         logger.info("API stopped by %s", signal.Signals(signum).name)
 
     previous = {sig: signal.signal(sig, stopped) for sig in (signal.SIGINT, signal.SIGTERM)}
+    access = logging.getLogger("uvicorn.access")
+    quiet = PollingAtDebug()
+    access.addFilter(quiet)
     try:
         uvicorn.run(
             app,
@@ -54,6 +92,7 @@ def serve(settings: ApiSettings, *, root_path: str = "") -> None:
             timeout_graceful_shutdown=30,
         )
     finally:
+        access.removeFilter(quiet)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 
@@ -67,6 +106,10 @@ def main(argv: list[str] | None = None) -> int:
     settings = settings.model_copy(update={k: v for k, v in update.items() if v is not None})
     if not settings.redis_url:
         logger.error("REDIS_URL is not set (or run `mcnet serve`, which starts Redis)")
+        return 2
+    problem = port_problem(settings.host, settings.port, "MCNET_PORT (or --port)")
+    if problem is not None:
+        logger.error("%s", problem)
         return 2
     try:
         serve(settings, root_path=args.root_path)

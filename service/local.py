@@ -28,12 +28,14 @@ from redis.exceptions import RedisError
 from core.cli import add_model_options
 from core.jobs import JobQueue
 from core.logs import configure_logging
-from core.settings import ApiSettings, settings_from_env
-from service.api_main import serve
+from core.settings import ApiSettings, WorkerSettings, settings_from_env
+from service.api_main import port_problem, serve
 
 logger = logging.getLogger(__name__)
 
 _STOP_WAIT_S = 40.0
+_LOOPBACK = "127.0.0.1"
+_DEFAULT_METRICS_PORT = WorkerSettings.model_fields["metrics_port"].default
 LOCAL_SECONDS_PER_FRAME = 30.0
 
 
@@ -177,6 +179,14 @@ def worker_command(args: argparse.Namespace) -> list[str]:
     return command
 
 
+def serve_worker_env(env: dict[str, str]) -> dict[str, str]:
+    """The environment `serve` gives its worker: metrics for this machine only (as the API
+    listens by default), and Ctrl+C stops a running job at once (it goes back to the queue)
+    instead of after a grace period; values set in the environment are kept."""
+    defaults = {"MCNET_METRICS_HOST": _LOOPBACK, "MCNET_SHUTDOWN_GRACE": "0"}
+    return {**env, **{name: value for name, value in defaults.items() if not env.get(name)}}
+
+
 def wait_for_worker(
     settings: ApiSettings, process: subprocess.Popen[bytes], timeout: float = 600.0
 ) -> bool:
@@ -206,6 +216,24 @@ def main(argv: list[str] | None = None) -> int:
             "to try the service with untrained weights."
         )
         return 2
+    env = serve_worker_env(env)
+    metrics_port = args.worker_metrics_port
+    if metrics_port is None:
+        metrics_port = int(env.get("MCNET_METRICS_PORT") or _DEFAULT_METRICS_PORT)
+    api = ApiSettings().model_copy(
+        update={k: v for k, v in {"host": args.host, "port": args.port}.items() if v is not None}
+    )
+    for problem in (
+        port_problem(api.host, api.port, "MCNET_PORT (or --port)"),
+        port_problem(
+            env["MCNET_METRICS_HOST"],
+            metrics_port,
+            "MCNET_METRICS_PORT (or --worker-metrics-port)",
+        ),
+    ):
+        if problem is not None:
+            logger.error("%s", problem)
+            return 2
     data = args.data.resolve()
     if not (env.get("STORAGE_URL") or env.get("MCNET_STORAGE_URL")):
         env["STORAGE_URL"] = (data / "files").as_uri()

@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from core.errors import JobStateError, RangeNotSatisfiableError, ResultGoneError
 from core.jobs import JobInfo
-from core.protocol import JobState, Stage
+from core.protocol import DEMO_MODEL, JobState, Stage
 from core.storage import Storage, StorageError, result_key
 from service.deps import Services, ServicesDep, require_key
 from service.ranges import parse_range
@@ -39,14 +39,19 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         401: "Missing or unknown API key.",
         413: "A file, its pixel count, frame count or duration is over a limit.",
         415: "Not a usable image or video (wrong kind, empty, damaged, truncated).",
-        422: "Missing parts, unknown fields, or invalid options.",
+        422: "Missing parts, unknown fields, invalid options, or (crop=auto) no face in the "
+        "photo or in the driving video.",
     }.items()
 }
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorBody, "description": "No such job."}
 }
 
-jobs_router = APIRouter(dependencies=[Depends(require_key)])
+_UNAVAILABLE: dict[int | str, dict[str, Any]] = {
+    503: {"model": ErrorBody, "description": "The job queue or the file store is unavailable."}
+}
+
+jobs_router = APIRouter(dependencies=[Depends(require_key)], responses=_UNAVAILABLE)
 health_router = APIRouter()
 
 
@@ -72,6 +77,8 @@ def _job_body(request: Request, info: JobInfo) -> JobBody:
         warnings=info.warnings,
         precision=info.precision,
         result_url=links.result if info.status is JobState.FINISHED else None,
+        model=info.model,
+        queue_position=info.queue_position,
         links=links,
     )
 
@@ -124,15 +131,22 @@ async def job_result(job_id: str, request: Request, services: ServicesDep) -> Re
     """The MP4 of a finished job; `Range: bytes=a-b` answers 206 with that part."""
     info = await run_in_threadpool(services.jobs.info, job_id)
     if info.status is not JobState.FINISHED:
-        reason = f" ({info.error})" if info.error else ""
-        raise JobStateError(
-            f"The job is {info.status.value}{reason}; the result exists once it has finished."
-        )
+        raise JobStateError(_no_result_yet(info))
     key = result_key(job_id)
     size = await run_in_threadpool(services.storage.size, key)
     if size is None:
         raise ResultGoneError("The result of this job has expired or was removed.")
     return await _send_file(request, key, size, job_id, services.storage)
+
+
+def _no_result_yet(info: JobInfo) -> str:
+    """Why a job that has not finished has no result."""
+    if info.status is JobState.CANCELED:
+        return "The job was canceled; there is no result."
+    if info.status is JobState.FAILED:
+        reason = f" ({info.error})" if info.error else ""
+        return f"The job failed{reason}; there is no result."
+    return f"The job is {info.status.value}; the result exists once it has finished."
 
 
 @jobs_router.delete(
@@ -173,7 +187,9 @@ async def readyz(services: ServicesDep) -> JSONResponse:
     return await run_in_threadpool(_readiness, services)
 
 
-@health_router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+@health_router.get(
+    "/metrics", summary="Prometheus metrics", response_class=Response, responses=_UNAVAILABLE
+)
 async def metrics(services: ServicesDep) -> Response:
     """Prometheus text format."""
     body = await run_in_threadpool(generate_latest, services.registry)
@@ -185,7 +201,10 @@ def _readiness(services: Services) -> JSONResponse:
     state: dict[str, Any] = {"redis": jobs.ping(), "workers": 0, "storage": True}
     problems = []
     if state["redis"]:
-        state["workers"] = jobs.live_workers()
+        models = jobs.live_models()
+        state["workers"] = len(models)
+        state["models"] = sorted(set(models))  # checkpoint name and sha256 prefix, or "demo"
+        state["demo"] = DEMO_MODEL in models
         if state["workers"] < 1:
             problems.append("no worker is alive")
     else:

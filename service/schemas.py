@@ -61,6 +61,15 @@ class JobBody(BaseModel):
         "fp16; null until a worker has taken the job.",
     )
     result_url: str | None = Field(None, description="The MP4, once the job has finished.")
+    model: str | None = Field(
+        None,
+        description="The model that runs the job, set by its worker when it starts: the "
+        "checkpoint's file name and sha256 prefix, or `demo` (untrained demo weights: the face "
+        "does not follow the driving video and the pasted-back crop shows as a soft rectangle).",
+    )
+    queue_position: int | None = Field(
+        None, description="Place in the queue (1: next) while the job waits; null otherwise."
+    )
     links: Links
 
 

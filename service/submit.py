@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from core.errors import InvalidOptionsError, InvalidRequestError, MCNetError, UnsupportedMediaError
+from core.face_check import check_photo_face, check_video_face
 from core.media_probe import MediaLimits, probe_image, probe_video
 from core.options import JobOptions
 from core.storage import INPUT_NAMES, input_key
@@ -81,6 +82,9 @@ async def submit_job(request: Request, ctx: Services) -> str:
         await _probe(probe_image, form.files["source"], ctx.media_limits, "photo")
         video = await _probe(probe_video, form.files["driving"], ctx.media_limits, "driving video")
         options.check_best_frame(video.frames)
+        if options.crop == "auto":  # a missing face is refused now, not when a worker runs it
+            await _probe(check_photo_face, form.files["source"], ctx.media_limits, "photo")
+            await _probe(check_video_face, form.files["driving"], ctx.media_limits, "driving video")
         stored: list[str] = []
         try:
             for part in INPUT_NAMES:

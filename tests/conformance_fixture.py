@@ -27,6 +27,25 @@ def fixture_path() -> Path:
     return next((p for p in candidates if p.is_file()), candidates[0])
 
 
+def missing_fixture_message(path: Path) -> str:
+    """What a clone without the fixture is told (README: "Conformance fixture")."""
+    return (
+        f"The conformance fixture is not at {path}. It is not in this repository (it holds "
+        "outputs of the official MCNet code): put its folder `conformance/` "
+        "(mcnet_vox256_fixture.npz, fill.py, mcnet_vox256_keys.tsv) beside the checkout as "
+        "../shared/conformance/, or set MCNET_FIXTURE to the .npz. Only the conformance tests "
+        "need it."
+    )
+
+
+def require_fixture() -> Path:
+    """The fixture's path; FileNotFoundError with the message above when it is missing."""
+    path = fixture_path()
+    if not path.is_file() or not (path.parent / "mcnet_vox256_keys.tsv").is_file():
+        raise FileNotFoundError(missing_fixture_message(path))
+    return path
+
+
 def load_fixture(path: Path | None = None) -> dict[str, np.ndarray]:
     with np.load(path or fixture_path()) as data:
         return {key: data[key] for key in data.files}

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from core.errors import CheckpointError
+from core.protocol import DEMO_MODEL
 from core.settings import ModelSettings
 
 if TYPE_CHECKING:
@@ -18,6 +21,26 @@ NO_MODEL = (
     "No model: set MCNET_CHECKPOINT (or --checkpoint) to an MCNet checkpoint, or pass "
     "--demo-weights to try the service with untrained weights."
 )
+
+
+_HASH_CHUNK = 2**20
+
+
+def describe_model(settings: ModelSettings) -> str:
+    """The label of the model the settings name, as the job JSON, `/readyz`, the CLI and the
+    result's metadata show it: the checkpoint's file name and the first 12 hex digits of its
+    sha256, or "demo" for untrained demo weights."""
+    if settings.checkpoint is None:
+        return DEMO_MODEL
+    return f"{settings.checkpoint.name} sha256:{_sha256(settings.checkpoint)[:12]}"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        while chunk := file.read(_HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def load_animator(settings: ModelSettings) -> Animator:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,10 +13,11 @@ from typing import Any, get_args
 from pydantic import ValidationError
 
 from core.encoding import EncodeSettings, X264Preset
-from core.errors import MCNetError
+from core.errors import MCNetError, NoFaceError
 from core.logs import configure_logging
 from core.options import JobOptions
-from core.settings import ModelSettings
+from core.protocol import DEMO_MODEL, Stage
+from core.settings import ModelSettings, QueueSettings
 
 logger = logging.getLogger("mcnet.animate")
 
@@ -147,7 +149,7 @@ class _Bar:
         self.stage = ""
 
     def __call__(self, progress: Any) -> None:
-        if not self.enabled:
+        if not self.enabled or progress.stage == Stage.DONE:  # the last line says it is done
             return
         from tqdm import tqdm
 
@@ -188,14 +190,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not path.is_file():
             logger.error("%s: no such file", path)
             return 1
+    problem = output_problem(args.output)
+    if problem is not None:
+        logger.error("%s", problem)
+        return 1
 
-    from worker.animator import load_animator
+    from worker.animator import describe_model, load_animator
     from worker.media.settings import MediaSettings
     from worker.task import run_animation
 
     bar = _Bar(not args.no_progress)
     try:
         animator = load_animator(model)
+        label = describe_model(model)
         result = run_animation(
             args.source,
             args.driving,
@@ -203,16 +210,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             options,
             animator,
             progress=bar,
-            settings=MediaSettings(encode=encode),
+            settings=MediaSettings(limits=QueueSettings().media_limits(), encode=encode),
+            model=label,
         )
+    except NoFaceError as exc:  # in this command's words: its flag, not the API's field
+        bar.close()
+        logger.error("%s", NoFaceError(exc.which, skip="pass --crop none"))
+        return 1
     except (MCNetError, ValueError) as exc:
         bar.close()
         logger.error("%s", exc)
         return 1
     bar.close()
     logger.info(
-        "wrote %s: %d frames, %dx%d at %.3f fps%s in %.1f s",
-        result.output_path,
+        "%d frames, %dx%d at %.3f fps%s in %.1f s",
         result.frames,
         result.width,
         result.height,
@@ -220,7 +231,41 @@ def main(argv: Sequence[str] | None = None) -> int:
         " with sound" if result.has_audio else "",
         result.seconds,
     )
+    sys.stdout.write(summary_line(result, label) + "\n")
     return 0
+
+
+def output_problem(path: Path) -> str | None:
+    """Why the result cannot be written at `path` (checked before any work), or None."""
+    if path.suffix.lower() != ".mp4":
+        return f"{path}: the result is an MP4; give an output path ending in .mp4"
+    folder = path.parent
+    if not folder.is_dir():
+        return f"{path}: the folder {folder} does not exist; create it or choose another path"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"{path}: the folder {folder} is not writable; choose another path"
+    if path.is_dir():
+        return f"{path} is a folder; give a file name ending in .mp4"
+    return None
+
+
+def summary_line(result: Any, model: str) -> str:
+    """The command's last line: where the result is, how long and how big it is, and
+    whether untrained demo weights made it."""
+    seconds = result.frames / result.fps if result.fps else 0.0
+    size = result.output_path.stat().st_size
+    demo = " (demo weights: untrained, the face does not follow the video)"
+    return f"wrote {result.output_path}: {seconds:.1f} s of video, {_human_size(size)}" + (
+        demo if model == DEMO_MODEL else ""
+    )
+
+
+def _human_size(size: int) -> str:
+    if size < 1000:
+        return f"{size} bytes"
+    if size < 1000**2:
+        return f"{size / 1000:.1f} kB"
+    return f"{size / 1000**2:.1f} MB"
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from fractions import Fraction
 import numpy as np
 
 from core.errors import InvalidInputError
-from worker.face import Box, FaceDetector
+from core.face_detector import Box, FaceDetector
 from worker.framing import ClipFaceTrack, CropBox, resize_square
 from worker.media.decode import RateMeter, decode_frames
 from worker.media.settings import MediaSettings

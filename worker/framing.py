@@ -37,7 +37,7 @@ import cv2
 import numpy as np
 
 from core.errors import NoFaceError
-from worker.face import Box, FaceDetector
+from core.face_detector import Box, FaceDetector
 
 logger = logging.getLogger(__name__)
 

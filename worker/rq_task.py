@@ -31,7 +31,7 @@ from core.errors import InvalidInputError, JobCanceledError
 from core.jobs import cancel_requested
 from core.media_probe import VideoInfo
 from core.options import JobOptions
-from core.protocol import Progress, Stage
+from core.protocol import DEMO_MODEL, Progress, Stage
 from core.storage import ObjectMissingError, Storage, input_key, result_key
 from worker.media.settings import MediaSettings
 from worker.metrics import WorkerMetrics
@@ -61,6 +61,7 @@ class WorkerContext:
     should_stop: Callable[[], bool]
     work_dir: Path | None = None
     media_settings: MediaSettings | None = None
+    model: str = DEMO_MODEL  # the model's label (worker.animator.describe_model)
 
 
 _CONTEXT: contextvars.ContextVar[WorkerContext] = contextvars.ContextVar("mcnet_worker_context")
@@ -171,6 +172,9 @@ def animate_job(job_id: str, options: dict[str, Any], video: dict[str, Any]) -> 
     connection = context.connection
     if cancel_requested(connection, job_id):
         raise JobCanceledError("The job was canceled before it started.")
+    if job is not None:  # which model makes the result: the job JSON shows it
+        job.meta["model"] = context.model
+        job.save_meta()
     job_options = JobOptions.model_validate(options)
     probed = VideoInfo(**video)
     frames = probed.frames
@@ -192,6 +196,7 @@ def animate_job(job_id: str, options: dict[str, Any], video: dict[str, Any]) -> 
                 should_cancel=should_cancel,
                 settings=context.media_settings,
                 video=probed,
+                model=context.model,
             )
         except JobCanceledError:
             if should_cancel.reason == "shutdown":
@@ -199,7 +204,7 @@ def animate_job(job_id: str, options: dict[str, Any], video: dict[str, Any]) -> 
             raise
         if cancel_requested(connection, job_id):
             raise JobCanceledError("The job was canceled before its result was stored.")
-        if summary.warnings and job is not None:
+        if summary.warnings and job is not None:  # read back by GET /jobs/{id}
             job.meta["warnings"] = list(summary.warnings)
             job.save_meta()
         size = output.stat().st_size

@@ -36,6 +36,7 @@ from redis.exceptions import RedisError
 from rq import Queue, SimpleWorker
 from rq.exceptions import AbandonedJobError
 from rq.job import Job, JobStatus
+from rq.job_lifecycle import call_exception_handlers
 from rq.registry import CanceledJobRegistry
 from rq.timeouts import JobTimeoutException
 from rq.utils import now
@@ -43,12 +44,12 @@ from rq.worker import WorkerStatus
 
 from core.cli import add_model_options
 from core.errors import JobCanceledError, MCNetError
-from core.jobs import SERIALIZER, JobQueue
+from core.jobs import MODEL_FIELD, SERIALIZER, JobQueue
 from core.logs import configure_logging
-from core.protocol import JobOutcome, Outcome, Progress, Stage, time_limit_message
+from core.protocol import DEMO_MODEL, JobOutcome, Outcome, Progress, Stage, time_limit_message
 from core.settings import WorkerSettings, settings_from_env
 from core.storage import Storage, StorageError, open_storage
-from worker.animator import load_animator
+from worker.animator import describe_model, load_animator
 from worker.media.settings import MediaSettings
 from worker.metrics import WorkerMetrics
 from worker.rq_task import ShutdownRequeueError, WorkerContext, worker_context
@@ -70,6 +71,7 @@ class WorkerParts:
     metrics: WorkerMetrics
     settings: WorkerSettings
     media_settings: MediaSettings | None = None
+    model: str = DEMO_MODEL  # the model's label (worker.animator.describe_model)
 
 
 def outcome_of(
@@ -112,6 +114,12 @@ class MCNetWorker(SimpleWorker):
         self.shutdown_grace = settings.shutdown_grace
         self._deadline: float | None = None
         self.push_exc_handler(self._classify_failure)
+
+    # registration ----------------------------------------------------------------------
+    def register_birth(self) -> None:
+        """RQ's registration, plus the model this worker runs (`/readyz` shows it)."""
+        super().register_birth()
+        self.connection.hset(self.key, MODEL_FIELD, self.parts.model)
 
     # heartbeats -------------------------------------------------------------------------
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
@@ -158,6 +166,7 @@ class MCNetWorker(SimpleWorker):
             should_stop=self.shutdown_due,
             work_dir=self.parts.settings.work_dir,
             media_settings=self.parts.media_settings,
+            model=self.parts.model,
         )
         job.meta.pop("outcome", None)  # an earlier run's
         metrics.busy.set(1)
@@ -193,6 +202,20 @@ class MCNetWorker(SimpleWorker):
         except RedisError as exc:
             logger.warning("job %s: meta not saved: %s", job.id, exc)
         return True
+
+    def handle_exception(self, job: Job, *exc_info: Any) -> None:
+        """A user's mistake, a cancel or a shutdown is one line, not RQ's ERROR traceback."""
+        exc_type, exc_value = exc_info[0], exc_info[1]
+        if exc_type is not None and issubclass(exc_type, ShutdownRequeueError):
+            pass  # _requeue says it in one WARNING line
+        elif exc_type is not None and issubclass(exc_type, JobCanceledError):
+            logger.info("job %s: %s", job.id, exc_value)
+        elif exc_type is not None and issubclass(exc_type, MCNetError) and exc_type.status < 500:
+            logger.info("job %s failed on its input: %s", job.id, exc_value)
+        else:
+            super().handle_exception(job, *exc_info)
+            return
+        call_exception_handlers(self._exc_handlers, job, *exc_info)
 
     def handle_job_failure(
         self,
@@ -324,7 +347,17 @@ def main(argv: list[str] | None = None) -> int:
     name = settings.worker_name or f"{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:6]}"
     metrics.info.labels(name, str(animator.device), settings.precision).set(1)
     if settings.metrics_port:
-        start_http_server(settings.metrics_port, addr=settings.metrics_host, registry=registry)
+        try:
+            start_http_server(settings.metrics_port, addr=settings.metrics_host, registry=registry)
+        except OSError as exc:
+            logger.error(
+                "The worker's metrics port %d on %s cannot be used (%s): set "
+                "MCNET_METRICS_PORT to a free port, or 0 to turn the metrics off.",
+                settings.metrics_port,
+                settings.metrics_host,
+                exc.strerror or exc,
+            )
+            return 2
         logger.info("metrics on http://%s:%d/metrics", settings.metrics_host, settings.metrics_port)
     connection = Redis.from_url(settings.redis_url, health_check_interval=30)
     queue = Queue(settings.queue_name, connection=connection, serializer=SERIALIZER)
@@ -334,6 +367,7 @@ def main(argv: list[str] | None = None) -> int:
         metrics=metrics,
         settings=settings,
         media_settings=media_settings(settings),
+        model=describe_model(settings),
     )
     worker = MCNetWorker([queue], parts, name=name, connection=connection)
     worker.work(burst=args.burst, logging_level=logging.getLevelName(logger.getEffectiveLevel()))

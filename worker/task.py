@@ -23,15 +23,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from core.errors import InvalidInputError, JobCanceledError
+from core.face_detector import FaceDetector
 from core.media_probe import VideoInfo, probe_video
 from core.options import JobOptions
-from core.protocol import Progress, Stage
+from core.protocol import DEMO_MODEL, Progress, Stage
 from worker.driving import DrivingScan, driving_frames, model_inputs, scan_driving
-from worker.face import FaceDetector
 from worker.framing import CropBox, resize_square, source_crop
 from worker.layout import SideBySide
 from worker.media.encode import Mp4Writer
-from worker.media.images import load_image
+from worker.media.images import cap_size, load_image
 from worker.media.settings import MediaSettings
 from worker.paste import Paster, even_canvas
 from worker.pipeline import BackgroundWriter, prefetch
@@ -155,12 +155,14 @@ def run_animation(
     should_cancel: Callable[[], bool] | None = None,
     settings: MediaSettings | None = None,
     video: VideoInfo | None = None,
+    model: str | None = None,
 ) -> TaskResult:
     """Animate the photo at `source_path` with the video at `driving_path` into an MP4.
 
     Raises core.errors: NoFaceError("source"|"driving"), InvalidInputError and its
     subclasses UnsupportedMediaError / InputTooLargeError, InvalidOptionsError (a best_frame
     past the end), JobCanceledError (should_cancel() returned true; checked every frame).
+    `model` (worker.animator.describe_model) is written into the MP4's `comment` tag.
     """
     started = time.monotonic()
     settings = settings or MediaSettings()
@@ -172,7 +174,9 @@ def run_animation(
     job = _Job(progress, should_cancel)
 
     job.report(Stage.PROBING, 0, 0)
-    image = load_image(source_path, settings.limits, max_side=settings.max_output_side)
+    image = load_image(source_path, settings.limits)
+    warnings = list(photo_warnings(image, settings.max_output_side))
+    image = cap_size(image, settings.max_output_side)
     info = video or probe_video(driving_path, settings.limits)
     job.check_cancel()
 
@@ -213,6 +217,7 @@ def run_animation(
             settings=settings.encode,
             audio_from=audio_from,
             audio_start=scan.start,
+            metadata=result_tags(model),
         ) as writer:
             frames = driving_frames(driving_path, scan, settings, lambda _: job.check_cancel())
             _animate(
@@ -235,8 +240,29 @@ def run_animation(
         has_audio=writer.has_audio,
         reference_frame=reference_index,
         seconds=seconds,
-        warnings=scan.warnings,
+        warnings=(*warnings, *scan.warnings),
     )
+
+
+def photo_warnings(image: np.ndarray, max_side: int) -> Iterator[str]:
+    """What the result should be looked at for because of the photo: scaled down to the cap."""
+    height, width = image.shape[:2]
+    if max(height, width) > max_side:
+        yield (
+            f"The photo is {width}x{height}; results are at most {max_side} pixels on their "
+            f"longer side (MCNET_MAX_OUTPUT_SIDE), so it was scaled down."
+        )
+
+
+def result_tags(model: str | None) -> dict[str, str]:
+    """The result MP4's container tags: which model made it (untrained demo weights say so)."""
+    if model is None:
+        return {}
+    if model == DEMO_MODEL:
+        made_by = "untrained demo weights (not a trained model's motion)"
+    else:
+        made_by = f"the checkpoint {model}"
+    return {"title": "MCNet animation", "comment": f"Made by MCNet with {made_by}."}
 
 
 @dataclass

@@ -46,6 +46,12 @@
     .then((list) => list.forEach((item) => { STAGES[item.stage] = item.label + "…"; }))
     .catch(() => {}); // the page still shows "Working…"
 
+  // untrained demo weights: say so before the user sees the result (GET readyz)
+  fetch("readyz", { cache: "no-store" })
+    .then((response) => response.json())
+    .then((ready) => { document.getElementById("demo-banner").hidden = !ready.demo; })
+    .catch(() => {}); // no banner when the service cannot tell
+
   // ---------- state ----------
 
   function setState(state) {
@@ -225,6 +231,7 @@
         return "One of the files cannot be used. The photo must be a JPEG, PNG or WebP " +
           "picture and the video an MP4, MOV, WebM, MKV, AVI or GIF.";
       case 422:
+        if (/no face/i.test(detail)) return failedJobMessage(detail);
         return "Something in the request is not valid. Check the files and options.";
       case 429:
       case 503:
@@ -372,7 +379,7 @@
     }
     const job = await response.json();
     if (mine !== run) return;
-    showProgress(job.progress || {}, job.status);
+    showProgress(job.progress || {}, job.status, job.queue_position);
     if (job.status === "finished") {
       await finish(mine, job);
     } else if (job.status === "failed") {
@@ -386,7 +393,7 @@
     }
   }
 
-  function showProgress(progress, status) {
+  function showProgress(progress, status, queuePosition) {
     const done = progress.frames_done || 0;
     const total = progress.frames_total || 0;
     let fraction = total > 0 ? Math.min(1, done / total) : 0;
@@ -395,8 +402,11 @@
     let text;
     if (progress.stage === "uploading") text = "Uploading your files…";
     else if (status === "finished") text = "Done.";
-    else if (name === "animating" && total > 0) text = "Animating frame " + done + " of " + total + "…";
-    else text = STAGES[name] || "Working…";
+    else if (name === "animating" && total > 0 && done > 0) {
+      text = "Animating frame " + done + " of " + total + "…";
+    } else if (name === "queued" && queuePosition) {
+      text = queuePosition === 1 ? "Next in the queue…" : "Waiting: number " + queuePosition + " in the queue…";
+    } else text = STAGES[name] || "Working…";
     stage.textContent = text;
     app.dataset.stage = progress.stage === "uploading" ? "uploading" : (name || "");
     if (progress.stage === "uploading" || (status === "queued" && done === 0)) {

@@ -60,7 +60,7 @@ def test_probe_image_refusals(tmp_path: Path) -> None:
         probe_image(write_garbage(tmp_path / "noise"))
     with pytest.raises(UnsupportedMediaError, match="GIF"):
         probe_image(write_gif(tmp_path / "a.gif", _frames(2)))
-    with pytest.raises(UnsupportedMediaError):
+    with pytest.raises(UnsupportedMediaError, match="is a video, not a still picture"):
         probe_image(write_video(tmp_path / "v.mp4", _frames(2)))
     jpeg = write_image(tmp_path / "a.jpg", face_image(400, 300, 200, 150, 80), fmt="JPEG")
     with pytest.raises(InvalidInputError, match="truncated"):
@@ -100,9 +100,11 @@ def test_probe_video_refusals(tmp_path: Path) -> None:
         probe_video(tmp_path / "empty")
     with pytest.raises(UnsupportedMediaError):
         probe_video(write_garbage(tmp_path / "noise"))
-    (tmp_path / "photo").write_bytes(image_bytes(pattern_frame(0, 32, 32)))
-    with pytest.raises(UnsupportedMediaError):
-        probe_video(tmp_path / "photo")
+    for fmt in ("PNG", "JPEG", "WEBP"):
+        (tmp_path / "photo").write_bytes(image_bytes(pattern_frame(0, 32, 32), fmt))
+        with pytest.raises(UnsupportedMediaError, match="is a photo, not a video") as refused:
+            probe_video(tmp_path / "photo")
+        assert "piped" not in str(refused.value), fmt
     with pytest.raises(InvalidInputError, match="no (readable )?video frames"):
         probe_video(write_empty_video(tmp_path / "zero.mp4"))
     video = write_video(tmp_path / "v.mp4", _frames(30))

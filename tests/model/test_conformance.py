@@ -3,6 +3,8 @@ deterministic weights, reproduces the official code's outputs within 1e-4 (CPU, 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -11,17 +13,27 @@ from model.animator import Animator
 from model.keypoints import Keypoints
 from model.motion import normalize_keypoints
 from model.networks import MCNet
-from tests.conformance_fixture import fixture_networks, fixture_path, load_fixture
+from tests.conformance_fixture import (
+    fixture_networks,
+    load_fixture,
+    missing_fixture_message,
+    require_fixture,
+)
 
 TOLERANCE = 1e-4
 
 
 @pytest.fixture(scope="module")
-def fixture() -> dict[str, np.ndarray]:
-    path = fixture_path()
-    if not path.is_file():
-        pytest.fail(f"conformance fixture not found at {path}: set MCNET_FIXTURE")
-    return load_fixture(path)
+def fixture_file() -> Path:
+    try:
+        return require_fixture()
+    except FileNotFoundError as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture(scope="module")
+def fixture(fixture_file: Path) -> dict[str, np.ndarray]:
+    return load_fixture(fixture_file)
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +49,8 @@ def images(array: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(array).float().permute(0, 3, 1, 2)
 
 
-def test_state_dict_matches_published_keys() -> None:
-    table = fixture_path().parent / "mcnet_vox256_keys.tsv"
+def test_state_dict_matches_published_keys(fixture_file: Path) -> None:
+    table = fixture_file.parent / "mcnet_vox256_keys.tsv"
     rows = [line.rstrip("\n").split("\t") for line in table.read_text().splitlines()[1:]]
     expected = {(m, k): (shape, dtype) for m, k, shape, dtype in rows}
     model = MCNet()
@@ -87,3 +99,13 @@ def test_animator_serving_path(networks: MCNet, fixture: dict[str, np.ndarray], 
     )
     out = torch.cat(list(batches)).permute(0, 2, 3, 1)
     assert max_abs(out, fixture[f"{mode}_prediction"]) <= TOLERANCE
+
+
+def test_a_clone_without_the_fixture_is_told_where_it_goes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MCNET_FIXTURE", str(tmp_path / "nowhere.npz"))
+    with pytest.raises(FileNotFoundError) as missing:
+        require_fixture()
+    assert str(missing.value) == missing_fixture_message(tmp_path / "nowhere.npz")
+    assert "../shared/conformance/" in str(missing.value) and "MCNET_FIXTURE" in str(missing.value)

@@ -15,7 +15,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.media_factory import truncate, write_garbage
+from core.errors import NoFaceError
+from tests.media_factory import (
+    face_image,
+    image_bytes,
+    talking_face_frames,
+    truncate,
+    write_garbage,
+    write_video,
+)
 from tests.service.conftest import Stack
 from tests.service.helpers import make_inputs
 
@@ -93,8 +101,8 @@ def test_wrong_kinds_of_file(api: httpx.Client, media: tuple[bytes, bytes], tmp_
     garbage = write_garbage(tmp_path / "garbage.bin").read_bytes()
     _check(_post(api, b"hello, this is text, not a photo", driving), 415, "photo")
     _check(_post(api, garbage, driving), 415, "photo")
-    _check(_post(api, driving, driving), 415, "photo")
-    _check(_post(api, source, source), 415, "video")
+    _check(_post(api, driving, driving), 415, "photo is a video")
+    _check(_post(api, source, source), 415, "is a photo, not a video")
     _check(_post(api, source, garbage), 415, "video")
 
 
@@ -241,6 +249,23 @@ def test_openapi_documents_every_option(api: httpx.Client) -> None:
         assert properties[name].get("description"), name
     assert set(body["schema"]["required"]) == {"source", "driving"}
     assert {"202", "413", "415", "422"} <= set(schema["paths"]["/animate"]["post"]["responses"])
+    for path, methods in schema["paths"].items():  # Redis or the store down: 503
+        for method, operation in methods.items():
+            if path not in ("/healthz", "/stages", "/docs", "/redoc", "/"):
+                assert "503" in operation["responses"], (method, path)
+
+
+def test_a_photo_or_video_without_a_face_is_refused_before_queueing(
+    api: httpx.Client, media: tuple[bytes, bytes], tmp_path: Path
+) -> None:
+    noise_photo, noise_video = media
+    photo = image_bytes(face_image(160, 160, 80, 80, 40))
+    frames = talking_face_frames(4, 128, 128)
+    video = write_video(tmp_path / "face.mp4", frames).read_bytes()
+    detail = _check(_post(api, noise_photo, video, crop="auto"), 422, "no face", "photo")
+    assert detail == str(NoFaceError("source"))  # the worker's own sentence
+    detail = _check(_post(api, photo, noise_video, crop="auto"), 422, "no face", "driving video")
+    assert detail == str(NoFaceError("driving"))
 
 
 def test_stages_are_listed_in_order_without_a_key(stack: Stack) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from service.local import find_redis_server, worker_command
+from service.local import find_redis_server, serve_worker_env, worker_command
 from tests.service.helpers import ROOT, free_port, make_inputs, submit, wait_for, wait_status
 
 
@@ -98,3 +98,36 @@ def test_worker_command_passes_model_options_through() -> None:
     for part in ("--checkpoint /models/mcnet.pth.tar", "--device cuda", "--precision fp16",
                  "--batch-size 8", "--metrics-port 9200"):  # fmt: skip
         assert part in joined
+
+
+def test_a_taken_port_ends_serve_with_one_line_naming_the_setting(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MCNET_", "REDIS_URL"))}
+    env["PYTHONPATH"] = str(ROOT)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        for flags, setting in (
+            (["--port", str(port)], "MCNET_PORT"),
+            (
+                ["--port", str(free_port()), "--worker-metrics-port", str(port)],
+                "MCNET_METRICS_PORT",
+            ),
+        ):
+            answer = subprocess.run(
+                [sys.executable, "-m", "core.cli", "serve", "--demo-weights", "--data",
+                 str(tmp_path), *flags],
+                env=env, cwd=ROOT, capture_output=True, text=True, timeout=60,
+            )  # fmt: skip
+            assert answer.returncode == 2, answer.stderr
+            lines = answer.stderr.strip().splitlines()
+            assert len(lines) == 1 and "Traceback" not in answer.stderr, answer.stderr
+            assert f"Port {port} on 127.0.0.1 is already in use" in lines[0]
+            assert setting in lines[0]
+
+
+def test_serve_keeps_worker_metrics_on_loopback_and_stops_jobs_at_once() -> None:
+    env = serve_worker_env({"PATH": "/bin"})
+    assert env["MCNET_METRICS_HOST"] == "127.0.0.1" and env["MCNET_SHUTDOWN_GRACE"] == "0"
+    chosen = serve_worker_env({"MCNET_METRICS_HOST": "0.0.0.0", "MCNET_SHUTDOWN_GRACE": ""})
+    assert chosen["MCNET_METRICS_HOST"] == "0.0.0.0" and chosen["MCNET_SHUTDOWN_GRACE"] == "0"

@@ -6,6 +6,7 @@ import signal
 from pathlib import Path
 from typing import Any
 
+import av
 import numpy as np
 import pytest
 
@@ -47,7 +48,9 @@ def test_round_trip_ends_in_a_playable_mp4(stack: Stack, tmp_path: Path) -> None
         assert final["progress"] == {"stage": "done", "frames_done": 4, "frames_total": 4}
         assert final["options"]["seed"] == 7 and final["options"]["crop"] == "none"
         assert final["precision"] == "fp32"  # the worker's, part of the result's contract
+        assert final["options"]["paste_back"] is False, "defaults are filled in"
         assert final["created_at"] and final["started_at"] and final["ended_at"]
+        assert final["model"] == "demo" and final["queue_position"] is None
         keys = [_progress_key(b) for b in seen]
         assert keys == sorted(keys), "progress went backwards"
         assert all(b["progress"]["frames_total"] in (0, 4) for b in seen)
@@ -62,6 +65,8 @@ def test_round_trip_ends_in_a_playable_mp4(stack: Stack, tmp_path: Path) -> None
         assert probed.frames == 4
         assert (probed.width, probed.height) == (256, 256)
         assert probed.video_codec == "h264"
+        with av.open(str(mp4)) as container:  # which model made it
+            assert "untrained demo weights" in container.metadata["comment"]
 
         part = client.get(f"/jobs/{job_id}/result", headers={"Range": "bytes=100-199"})
         assert part.status_code == 206
@@ -75,7 +80,9 @@ def test_round_trip_ends_in_a_playable_mp4(stack: Stack, tmp_path: Path) -> None
         assert head.status_code == 200
         assert head.headers["content-length"] == str(len(result.content))
 
-        assert client.get("/readyz").status_code == 200
+        ready = client.get("/readyz")
+        assert ready.status_code == 200
+        assert ready.json()["models"] == ["demo"] and ready.json()["demo"] is True
         metrics = client.get("/metrics").text
         assert "mcnet_jobs_submitted_total 1.0" in metrics
         assert 'mcnet_jobs{status="finished"} 1.0' in metrics
@@ -95,10 +102,17 @@ def test_cancel_of_a_queued_job(stack: Stack, tmp_path: Path) -> None:
     source, driving = make_inputs(tmp_path, frames=2)
     with stack.api() as client:
         queued = submit(client, source, driving).json()["id"]
+        second = submit(client, source, driving).json()["id"]
+        assert client.get(f"/jobs/{queued}").json()["queue_position"] == 1
+        assert client.get(f"/jobs/{second}").json()["queue_position"] == 2
         canceled = client.delete(f"/jobs/{queued}")
         assert canceled.status_code == 202
         assert canceled.json()["status"] == "canceled"
-        assert client.delete(f"/jobs/{queued}").status_code == 202  # idempotent
+        assert canceled.json()["ended_at"] is not None and canceled.json()["queue_position"] is None
+        assert client.get(f"/jobs/{second}").json()["queue_position"] == 1
+        again = client.delete(f"/jobs/{queued}")
+        assert again.status_code == 409 and "canceled" in again.json()["detail"]
+        assert client.delete(f"/jobs/{second}").status_code == 202
 
         stack.start_worker()
         later = submit(client, source, driving).json()["id"]
@@ -167,18 +181,24 @@ def test_sigterm_puts_the_running_job_back_in_the_queue(
 def test_bad_input_found_by_the_worker_fails_once_with_a_readable_reason(
     stack: Stack, tmp_path: Path
 ) -> None:
-    worker = stack.start_worker()
-    source, driving = make_inputs(tmp_path, frames=2)  # noise: no face to find
+    """Inputs gone by the time a worker reaches the job: failed once, a readable reason, one
+    INFO line in the worker's log (a user's problem, not an ERROR traceback)."""
+    source, driving = make_inputs(tmp_path, frames=2)
     with stack.api() as client:
-        job_id = submit(client, source, driving, crop="auto").json()["id"]
+        job_id = submit(client, source, driving).json()["id"]
+        FileStorage(Path(stack.folder / "store")).delete_inputs(job_id)
+        worker = stack.start_worker()
         final = wait_status(client, job_id, timeout=60)
         assert final["status"] == "failed"
-        assert "No face was found" in final["error"]
-        assert "Traceback" not in final["error"]
+        assert "submit it again" in final["error"] and "Traceback" not in final["error"]
         result = client.get(f"/jobs/{job_id}/result")
-        assert result.status_code == 409 and "No face" in result.json()["detail"]
+        assert result.status_code == 409
+        assert result.json()["detail"] == f"The job failed ({final['error']}); there is no result."
     metrics = worker.metrics()
     assert 'mcnet_worker_jobs_total{outcome="failed"} 1.0' in metrics, "not retried"
+    log = worker.log_text()
+    assert f"INFO worker.rq_worker: job {job_id} failed on its input" in log
+    assert "Traceback" not in log and " ERROR " not in log
 
 
 def test_a_head_that_moves_far_is_reported_in_the_job(stack: Stack, tmp_path: Path) -> None:

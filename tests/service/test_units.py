@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 
 import pytest
 from starlette.requests import Request
 
 from core.errors import MCNetError
+from service.api_main import PollingAtDebug
 from service.ranges import RangeNotSatisfiableError, parse_range
 from service.uploads import FormLimits, receive_form
 
@@ -79,3 +81,27 @@ def test_upload_of_an_unknown_field_stops_at_its_headers(tmp_path: Path) -> None
         asyncio.run(receive_form(_request([head, b"x" * 10] * 50, consumed), tmp_path, limits))
     assert caught.value.status == 422
     assert not any(p.name != "source" for p in tmp_path.iterdir() if p.is_file())
+
+
+def test_polling_access_lines_are_debug_and_the_rest_info(caplog: pytest.LogCaptureFixture) -> None:
+    """uvicorn's access lines: GET /jobs/{id} and its events only at DEBUG."""
+    access = logging.getLogger("uvicorn.access")
+    access.addFilter(PollingAtDebug())
+    try:
+        for level in (logging.INFO, logging.DEBUG):
+            caplog.clear()
+            with caplog.at_level(level, logger="uvicorn.access"):
+                for method, path in (
+                    ("GET", "/jobs/abc"),
+                    ("GET", "/jobs/abc/events"),
+                    ("POST", "/animate"),
+                    ("GET", "/jobs/abc/result"),
+                    ("DELETE", "/jobs/abc"),
+                ):
+                    access.info('%s - "%s %s HTTP/%s" %d', "1.2.3.4:5", method, path, "1.1", 200)
+            shown = [(r.levelname, r.args[2]) for r in caplog.records]  # type: ignore[index]
+            polling = [("DEBUG", "/jobs/abc"), ("DEBUG", "/jobs/abc/events")]
+            rest = [("INFO", "/animate"), ("INFO", "/jobs/abc/result"), ("INFO", "/jobs/abc")]
+            assert shown == (polling + rest if level == logging.DEBUG else rest)
+    finally:
+        access.filters.clear()

@@ -148,6 +148,8 @@ def test_dropped_files_show_previews(page: Any, photo: Path, video: Path) -> Non
 def test_animate_shows_progress_and_plays_the_result(
     page: Any, site: str, photo: Path, video: Path
 ) -> None:
+    page.wait_for_selector("#demo-banner", state="visible", timeout=10_000)  # a demo worker
+    assert "grey rectangle" in page.inner_text("#demo-banner")
     choose(page, photo, video)
     page.check("input[name=motion][value=absolute]")
     page.check("input[name=crop][value=none]")

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
+import av
 import pytest
 
 import worker.cli as cli
 from core.cli import main as mcnet
-from tests.media_factory import pattern_frame, probe_output, write_image
+from tests.media_factory import pattern_frame, probe_output, write_image, write_video
 
 
 @pytest.fixture(autouse=True)
@@ -73,8 +75,15 @@ def test_demo_weights_animate_with_every_option(
     with caplog.at_level(logging.WARNING):
         assert mcnet(argv) == 0
     assert "NOT a trained model" in caplog.text
-    err = capsys.readouterr().err
-    assert "animating" in err and "5/5" in err  # the progress bar
+    captured = capsys.readouterr()
+    assert "animating" in captured.err and "5/5" in captured.err  # the progress bar
+    assert "done" not in captured.err  # no bar for the finished stage
+    last = captured.out.strip().splitlines()[-1]
+    assert re.fullmatch(
+        rf"wrote {re.escape(str(out))}: \d+\.\d s of video, \d+\.\d kB \(demo weights: .*\)", last
+    ), last
+    with av.open(str(out)) as container:
+        assert "untrained demo weights" in container.metadata["comment"]
     probed = probe_output(out)
     assert (probed.frames, probed.width, probed.height, probed.audio_codec) == (5, 256, 256, None)
 
@@ -129,7 +138,41 @@ def test_missing_and_bad_inputs_exit_1(
             ]
         )
     assert code == 1
-    assert "driving video" in caplog.text  # a photo is not a driving video
+    assert "is a photo, not a video" in caplog.text  # a photo is not a driving video
+    caplog.clear()
+    noise = write_video(tmp_path / "noise.mp4", [pattern_frame(i, 64, 64) for i in range(3)])
+    with caplog.at_level(logging.ERROR):
+        argv = [str(face_photo), str(noise), "-o", str(tmp_path / "o.mp4"), "--demo-weights"]
+        assert cli.main([*argv, "--device", "cpu", "--no-progress"]) == 1
+    assert "No face was found in the driving video" in caplog.text
+    assert "pass --crop none" in caplog.text and "crop=none" not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("output", "words"),
+    [
+        ("missing/dir/out.mp4", "does not exist"),
+        ("out.mov", "ending in .mp4"),
+        ("folder.mp4", "is a folder"),
+    ],
+)
+def test_the_output_path_is_checked_before_any_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog, face_photo: Path, short_video: Path,
+    output: str, words: str,
+) -> None:  # fmt: skip
+    import worker.animator
+
+    def no_model(*_: object) -> None:
+        raise AssertionError("the model was loaded before the output path was checked")
+
+    monkeypatch.setattr(worker.animator, "load_animator", no_model)
+    (tmp_path / "folder.mp4").mkdir()
+    target = tmp_path / output
+    with caplog.at_level(logging.ERROR):
+        assert (
+            cli.main([str(face_photo), str(short_video), "-o", str(target), "--demo-weights"]) == 1
+        )
+    assert words in caplog.text and str(target) in caplog.text
 
 
 def test_help(capsys) -> None:

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from core.errors import NoFaceError
+from core.face_detector import Box, FaceDetector
 from tests.media_factory import (
     draw_face,
     face_image,
@@ -22,7 +23,6 @@ from tests.media_factory import (
     write_video,
 )
 from worker.driving import driving_frames, scan_driving
-from worker.face import Box, FaceDetector
 from worker.framing import (
     EYE_LINE,
     EYE_LINE_RANGE,

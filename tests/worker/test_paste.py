@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from core.errors import InvalidInputError
+from core.face_detector import FaceDetector
 from tests.media_factory import face_image
-from worker.face import FaceDetector
 from worker.framing import CropBox, source_crop
 from worker.paste import FEATHER, Paster, even_canvas, feather_mask
 

@@ -14,6 +14,8 @@ from core.errors import (
     NoFaceError,
     UnsupportedMediaError,
 )
+from core.face_detector import FaceDetector
+from core.media_probe import MediaLimits
 from core.options import JobOptions
 from tests.media_factory import (
     Audio,
@@ -27,7 +29,6 @@ from tests.media_factory import (
     write_video,
 )
 from worker.driving import model_inputs, scan_driving
-from worker.face import FaceDetector
 from worker.framing import source_crop
 from worker.media.images import load_image
 from worker.media.settings import MediaSettings
@@ -133,6 +134,22 @@ def test_best_frame_auto_keeps_the_best_crop_in_one_pass(
         animator, source, model_inputs(talking_video, scan, settings, lambda _: None)
     )
     assert index == expected and np.array_equal(crop, crops[expected])
+
+
+def test_a_photo_over_the_output_side_is_scaled_down_and_the_job_says_so(
+    tmp_path: Path, animator, face_photo: Path, short_video: Path
+) -> None:
+    """face_photo is 301x221; with MCNET_MAX_OUTPUT_SIDE=280 the result is 280 wide."""
+    settings = MediaSettings(limits=MediaLimits(max_output_side=280))
+    out = tmp_path / "o.mp4"
+    options = JobOptions(audio=False)
+    result = run_animation(face_photo, short_video, out, options, animator, settings=settings)
+    assert max(result.width, result.height) == 280
+    assert probe_output(out).width == 280
+    assert len(result.warnings) == 1
+    assert "301x221" in result.warnings[0] and "MCNET_MAX_OUTPUT_SIDE" in result.warnings[0]
+    default = run_animation(face_photo, short_video, out, options, animator)
+    assert default.warnings == () and default.width == 300  # even, under 1920: as it is
 
 
 def test_best_frame_past_the_end(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from fractions import Fraction
 from types import TracebackType
 from typing import cast
@@ -46,6 +47,7 @@ class Mp4Writer:
         settings: EncodeSettings | None = None,
         audio_from: str | os.PathLike[str] | None = None,
         audio_start: float = 0.0,
+        metadata: Mapping[str, str] | None = None,
     ) -> None:
         if width % 2 or height % 2 or width <= 0 or height <= 0:
             raise ValueError(f"H.264 yuv420p needs a positive even size, got {width}x{height}")
@@ -56,6 +58,7 @@ class Mp4Writer:
         self.container = av.open(
             os.fspath(path), "w", format="mp4", options={"movflags": "+faststart"}
         )
+        self.container.metadata.update(metadata or {})  # container tags: title, comment
         try:
             stream = cast(
                 av.VideoStream,

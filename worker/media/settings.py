@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from core.encoding import EncodeSettings
 from core.media_probe import MediaLimits
 
-MAX_SIDE = 1920  # longer side of results, of the photo as read and of driving frames
+MAX_SIDE = 1920  # longer side driving frames are read at
 
 
 @dataclass(frozen=True)
@@ -16,7 +16,11 @@ class MediaSettings:
 
     limits: MediaLimits = field(default_factory=MediaLimits)
     encode: EncodeSettings = field(default_factory=EncodeSettings)
-    max_output_side: int = MAX_SIDE  # longer side of a pasted-back result (and of the photo)
     driving_max_side: int = MAX_SIDE  # driving frames are downscaled to this before cropping
     detect_samples: int = 32  # driving frames sampled through the clip to place its crop box
     side_by_side_max_height: int = 720  # panel height of layout=side_by_side with paste-back
+
+    @property
+    def max_output_side(self) -> int:
+        """Longer side of a pasted-back result and of the photo as read (MCNET_MAX_OUTPUT_SIDE)."""
+        return self.limits.max_output_side

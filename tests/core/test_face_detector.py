@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from core.face_detector import MAX_INPUT_SIZES, FaceDetector, yunet_model_path
 from tests.media_factory import face_image, pattern_frame
-from worker.face import MAX_INPUT_SIZES, FaceDetector, yunet_model_path
 
 
 @pytest.fixture(scope="module")

