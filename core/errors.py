@@ -111,3 +111,20 @@ class RangeNotSatisfiableError(MCNetError):
 
 class JobCanceledError(MCNetError):
     """The job was canceled by its owner while it ran."""
+
+
+class ServiceUnavailableError(MCNetError):
+    """A backend the service needs is unavailable for now; the client may try again."""
+
+    status = 503
+    headers = {"Retry-After": "5"}
+
+
+class StorageUnavailableError(ServiceUnavailableError):
+    """The file store cannot be written: unreachable, read-only or full."""
+
+    def __init__(self, action: str = "store the files") -> None:
+        super().__init__(
+            f"The service could not {action}: storage unavailable or full. Please try again "
+            "later; if it persists, tell the service's operator."
+        )

@@ -4,8 +4,8 @@ The API enqueues `core.protocol.TASK` by its dotted path, so this module never i
 the worker. Jobs are serialised as JSON (no pickle in Redis). The worker writes progress
 into the job's meta (`progress`: a core.protocol.Progress) and, when a run fails, its
 `outcome` (a core.protocol.JobOutcome with a readable error when the sender can act on it).
-Reading a job writes nothing: a job whose worker died is shown as it will be once a live
-worker's maintenance has retried or failed it.
+Reading a job writes nothing: a job whose worker died (its lease lapsed, core.lease) is
+shown as it will be once a live worker's recovery has retried or failed it.
 
 Cancel is a Redis flag (`mcnet:cancel:<id>`): a queued job is also removed from the
 queue at once; a running job sees the flag between frame batches and stops.
@@ -32,9 +32,11 @@ from rq.registry import (
 )
 from rq.serializers import JSONSerializer
 from rq.utils import utcparse
+from rq.worker import BaseWorker
 from rq.worker_registration import get_keys
 
 from core.errors import JobNotFoundError, JobStateError
+from core.lease import has_owner
 from core.media_probe import VideoInfo
 from core.options import JobOptions
 from core.protocol import (
@@ -204,11 +206,9 @@ class JobQueue:
         )
 
     def _abandoned(self, job: Job) -> bool:
-        """Whether the running job's worker stopped sending heartbeats (a read, no cleanup)."""
-        registry = StartedJobRegistry(
-            self.queue.name, connection=self.connection, serializer=SERIALIZER
-        )
-        return job.id in registry.get_expired_job_ids()
+        """Whether the running job's lease has lapsed: its worker stopped renewing it
+        (a read, no cleanup; core.lease)."""
+        return not has_owner(self.connection, job.id)
 
     # cancel -----------------------------------------------------------------------------
     def cancel(self, job_id: str) -> JobInfo:
@@ -288,6 +288,11 @@ class JobQueue:
             if (now - when).total_seconds() <= self.settings.worker_ttl:
                 alive += 1
         return alive
+
+    def forget_worker(self, name: str) -> None:
+        """Drop the registration of a worker known to have exited (a crash leaves it
+        behind), so that readiness stops counting it at once."""
+        self.connection.delete(BaseWorker.redis_worker_namespace_prefix + name)
 
     def ping(self) -> bool:
         """Whether Redis answers."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from core.encoding import EncodeSettings
@@ -152,6 +152,24 @@ class WorkerSettings(QueueSettings, ModelSettings, EncodeSettings):
     heartbeat_interval: float = Field(
         default=5.0, gt=0, description="Seconds between heartbeats while a job runs."
     )
+    lease_ttl: float = Field(
+        default=20.0,
+        gt=0,
+        description="Seconds a job's lease lasts without a renewal (heartbeat); once it has "
+        "lapsed another worker recovers the job. At least twice the heartbeat interval.",
+    )
+    recovery_interval: float = Field(
+        default=5.0,
+        gt=0,
+        description="Seconds between each worker's checks for jobs whose lease lapsed (a dead "
+        "worker is noticed within lease_ttl + recovery_interval).",
+    )
+    redis_patience: float = Field(
+        default=300.0,
+        ge=0,
+        description="Seconds a running job waits for Redis to come back to record its "
+        "progress or outcome; a finished render is kept that long.",
+    )
     shutdown_grace: float = Field(
         default=20.0,
         ge=0,
@@ -164,6 +182,15 @@ class WorkerSettings(QueueSettings, ModelSettings, EncodeSettings):
     work_dir: Path | None = Field(
         default=None, description="Where a job's files are kept while it runs (default: temp)."
     )
+
+    @model_validator(mode="after")
+    def _lease_outlives_heartbeats(self) -> WorkerSettings:
+        if self.lease_ttl < 2 * self.heartbeat_interval:
+            raise ValueError(
+                f"lease_ttl ({self.lease_ttl} s) must be at least twice the heartbeat interval "
+                f"({self.heartbeat_interval} s)"
+            )
+        return self
 
     def encode_settings(self) -> EncodeSettings:
         """How this worker encodes results (the fields of EncodeSettings above)."""

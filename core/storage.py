@@ -116,9 +116,9 @@ class FileStorage(Storage):
 
     def put_file(self, key: str, path: Path, *, move: bool = False) -> None:
         target = self._path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f"{target.name}{_TMP_MARK}{uuid.uuid4().hex}")
         try:
+            target.parent.mkdir(parents=True, exist_ok=True)
             moved = False
             if move:
                 try:
@@ -183,12 +183,26 @@ class FileStorage(Storage):
         return removed + self.expire(".spool/", max(input_ttl, 3600.0), now)
 
     def check(self) -> None:
-        try:
-            self.root.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StorageError(f"storage folder {self.root} cannot be created: {exc}") from exc
-        if not os.access(self.root, os.W_OK):
-            raise StorageError(f"storage folder {self.root} is not writable")
+        """Write and remove a small file in each folder the service writes to (a read-only
+        or full store fails here)."""
+        for folder in (self.root, self.root / "inputs", self.root / "results"):
+            check_writable(folder)
+
+
+def check_writable(folder: Path) -> None:
+    """Create `folder` if needed, then write and remove a small file in it; StorageError
+    when that fails (missing permission, read-only, full)."""
+    probe = folder / f".probe{_TMP_MARK}{uuid.uuid4().hex}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(probe, "wb") as handle:
+            handle.write(b"mcnet storage check\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as exc:
+        raise StorageError(f"storage folder {folder} is not writable: {exc.strerror}") from exc
+    finally:
+        probe.unlink(missing_ok=True)
 
 
 def _read_range(handle: Any, start: int, end: int) -> Iterator[bytes]:

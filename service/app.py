@@ -20,7 +20,7 @@ from redis import Redis
 from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from core.errors import MCNetError
+from core.errors import MCNetError, ServiceUnavailableError
 from core.jobs import JobQueue
 from core.options import JobOptions
 from core.settings import ApiSettings
@@ -100,6 +100,9 @@ async def error_response(_: Request, exc: Exception) -> JSONResponse:
     unreachable Redis or store 503; anything else 500 without internals."""
     if isinstance(exc, MCNetError) and exc.status < 500:
         logger.info("refused (%d): %s", exc.status, exc)
+        return JSONResponse({"detail": str(exc)}, status_code=exc.status, headers=exc.headers)
+    if isinstance(exc, ServiceUnavailableError):
+        logger.error("unavailable: %s (%s)", exc, exc.__cause__ or "no cause")
         return JSONResponse({"detail": str(exc)}, status_code=exc.status, headers=exc.headers)
     if isinstance(exc, RedisError | StorageError):
         logger.error("backend unavailable: %s", exc)

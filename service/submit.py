@@ -7,10 +7,12 @@ under the new job id -> job enqueued. Nothing is stored or queued for a refused 
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import shutil
 import tempfile
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -18,10 +20,16 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
-from core.errors import InvalidOptionsError, InvalidRequestError, MCNetError, UnsupportedMediaError
+from core.errors import (
+    InvalidOptionsError,
+    InvalidRequestError,
+    MCNetError,
+    StorageUnavailableError,
+    UnsupportedMediaError,
+)
 from core.media_probe import MediaLimits, probe_image, probe_video
 from core.options import JobOptions
-from core.storage import INPUT_NAMES, input_key
+from core.storage import INPUT_NAMES, StorageError, input_key
 from service.deps import Services
 from service.uploads import receive_form
 
@@ -64,11 +72,32 @@ async def _probe(
         ) from exc
 
 
+@contextlib.contextmanager
+def _storage_errors(action: str) -> Iterator[None]:
+    """A store that refuses a write (missing, read-only, full) is a 503, not a 500."""
+    try:
+        yield
+    except (StorageError, OSError) as exc:
+        raise StorageUnavailableError(action) from exc
+
+
+@contextlib.contextmanager
+def _spool(folder: Path | None) -> Iterator[Path]:
+    """A fresh folder for one upload, removed afterwards (a refused or dropped one too)."""
+    with _storage_errors("receive the upload"):
+        path = Path(tempfile.mkdtemp(dir=folder, prefix="mcnet-upload-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 async def submit_job(request: Request, ctx: Services) -> str:
     """Handle one POST /animate; return the new job's id. Raises domain errors (core.errors)."""
     job_id = str(uuid.uuid4())
-    with tempfile.TemporaryDirectory(dir=ctx.spool_dir, prefix="mcnet-upload-") as folder:
-        form = await receive_form(request, Path(folder), ctx.form_limits)
+    with _spool(ctx.spool_dir) as folder:
+        with _storage_errors("receive the upload"):
+            form = await receive_form(request, folder, ctx.form_limits)
         for part, size in form.sizes.items():
             ctx.metrics.upload_bytes.labels(part).inc(size)
         missing = [part for part in INPUT_NAMES if part not in form.files]
@@ -85,12 +114,16 @@ async def submit_job(request: Request, ctx: Services) -> str:
         try:
             for part in INPUT_NAMES:
                 key = input_key(job_id, part)
-                await run_in_threadpool(ctx.storage.put_file, key, form.files[part], move=True)
+                with _storage_errors("store the uploaded files"):
+                    await run_in_threadpool(ctx.storage.put_file, key, form.files[part], move=True)
                 stored.append(key)
             await run_in_threadpool(ctx.jobs.submit, job_id, options, video)
         except BaseException:
             for key in stored:
-                await run_in_threadpool(ctx.storage.delete, key)
+                try:
+                    await run_in_threadpool(ctx.storage.delete, key)
+                except (StorageError, OSError) as exc:
+                    logger.warning("upload %s not removed (it expires): %s", key, exc)
             raise
     ctx.metrics.jobs_submitted.inc()
     logger.info("job %s queued (%d frames)", job_id, video.frames)
