@@ -195,14 +195,15 @@ def check_writable(folder: Path) -> None:
     probe = folder / f".probe{_TMP_MARK}{uuid.uuid4().hex}"
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        with open(probe, "wb") as handle:
-            handle.write(b"mcnet storage check\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+        try:
+            with open(probe, "wb") as handle:
+                handle.write(b"mcnet storage check\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+        finally:
+            probe.unlink(missing_ok=True)
     except OSError as exc:
         raise StorageError(f"storage folder {folder} is not writable: {exc.strerror}") from exc
-    finally:
-        probe.unlink(missing_ok=True)
 
 
 def _read_range(handle: Any, start: int, end: int) -> Iterator[bytes]:
@@ -304,12 +305,16 @@ class S3Storage(Storage):
         return len(old)
 
     def check(self) -> None:
+        """Write and delete a small object under each prefix the service writes to."""
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
-            self.client.head_bucket(Bucket=self.bucket)
+            for prefix in ("inputs/", "results/"):
+                name = self._name(f"{prefix}.probe{_TMP_MARK}{uuid.uuid4().hex}")
+                self.client.put_object(Bucket=self.bucket, Key=name, Body=b"mcnet storage check")
+                self.client.delete_object(Bucket=self.bucket, Key=name)
         except (BotoCoreError, ClientError) as exc:
-            raise StorageError(f"bucket {self.bucket} cannot be used: {exc}") from exc
+            raise StorageError(f"bucket {self.bucket} cannot be written: {exc}") from exc
 
 
 def _iter_body(body: Any) -> Iterator[bytes]:
