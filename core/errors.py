@@ -93,6 +93,12 @@ class ResultGoneError(MCNetError):
     status = 404
 
 
+class UploadTooSlowError(MCNetError):
+    """The upload stalled, or arrived slower than the service accepts."""
+
+    status = 408
+
+
 class JobStateError(MCNetError):
     """The job is not in a state that allows this (not finished yet, or already ended)."""
 
@@ -118,6 +124,10 @@ class ServiceUnavailableError(MCNetError):
 
     status = 503
     headers = {"Retry-After": "5"}
+
+
+class BusyError(ServiceUnavailableError):
+    """The service is at its limit of concurrent uploads; the client may try again."""
 
 
 class StorageUnavailableError(ServiceUnavailableError):

@@ -98,6 +98,21 @@ class ApiSettings(QueueSettings):
     spool_dir: Path | None = Field(
         default=None, description="Where uploads wait while they are checked (default: temp)."
     )
+    max_concurrent_uploads: int = Field(
+        default=16, gt=0, description="Uploads received at once; more answer 503 + Retry-After."
+    )
+    max_concurrent_probes: int = Field(
+        default=2, gt=0, description="Uploads whose pictures are checked at once (memory)."
+    )
+    upload_idle_timeout: float = Field(
+        default=30.0, gt=0, description="Seconds an upload may send nothing before it is dropped."
+    )
+    upload_min_rate: int = Field(
+        default=16 * 1024,
+        ge=0,
+        description="Bytes per second an upload must average once it has run for "
+        "upload_idle_timeout seconds; slower ones are dropped (408).",
+    )
 
     @field_validator("api_keys", mode="before")
     @classmethod

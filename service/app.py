@@ -9,6 +9,7 @@ store to 503, anything else to 500 without internals.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from pathlib import Path
@@ -150,8 +151,12 @@ def create_app(
         form_limits=FormLimits(
             files={"source": settings.max_image_bytes, "driving": settings.max_video_bytes},
             fields=frozenset(JobOptions.model_fields),
+            idle_timeout=settings.upload_idle_timeout,
+            min_rate=settings.upload_min_rate,
         ),
         spool_dir=spool_folder(settings, storage),
+        upload_slots=asyncio.Semaphore(settings.max_concurrent_uploads),
+        probe_slots=asyncio.Semaphore(settings.max_concurrent_probes),
     )
     app.include_router(jobs_router)
     app.include_router(health_router)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,8 @@ class Services:
     media_limits: MediaLimits
     form_limits: FormLimits
     spool_dir: Path | None
+    upload_slots: asyncio.Semaphore  # uploads received at once
+    probe_slots: asyncio.Semaphore  # uploads probed at once (the photo's pixels)
 
 
 def get_services(request: Request) -> Services:

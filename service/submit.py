@@ -21,6 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from core.errors import (
+    BusyError,
     InvalidOptionsError,
     InvalidRequestError,
     MCNetError,
@@ -93,7 +94,19 @@ def _spool(folder: Path | None) -> Iterator[Path]:
 
 
 async def submit_job(request: Request, ctx: Services) -> str:
-    """Handle one POST /animate; return the new job's id. Raises domain errors (core.errors)."""
+    """Handle one POST /animate; return the new job's id. Raises domain errors (core.errors).
+
+    At most `max_concurrent_uploads` are received at once (503 + Retry-After beyond), and
+    `max_concurrent_probes` photos and videos checked at once (memory)."""
+    if ctx.upload_slots.locked():
+        raise BusyError(
+            "The service is receiving as many uploads as it can; please try again shortly."
+        )
+    async with ctx.upload_slots:
+        return await _submit(request, ctx)
+
+
+async def _submit(request: Request, ctx: Services) -> str:
     job_id = str(uuid.uuid4())
     with _spool(ctx.spool_dir) as folder:
         with _storage_errors("receive the upload"):
@@ -107,8 +120,11 @@ async def submit_job(request: Request, ctx: Services) -> str:
                 "the talking-head video as `driving` (multipart/form-data).",
             )
         options = parse_options(form.fields)
-        await _probe(probe_image, form.files["source"], ctx.media_limits, "photo")
-        video = await _probe(probe_video, form.files["driving"], ctx.media_limits, "driving video")
+        async with ctx.probe_slots:
+            await _probe(probe_image, form.files["source"], ctx.media_limits, "photo")
+            video = await _probe(
+                probe_video, form.files["driving"], ctx.media_limits, "driving video"
+            )
         options.check_best_frame(video.frames)
         stored: list[str] = []
         try:
