@@ -150,7 +150,7 @@ def probe_image(path: str | os.PathLike[str], limits: MediaLimits | None = None)
                 )
             check_image_size(img.width, img.height, limits)
             info = ImageInfo(img.width, img.height, str(img.format), img.mode)
-            if img.getexif().get(ExifTags.Base.Orientation, 1) in (5, 6, 7, 8):
+            if _orientation(img) in (5, 6, 7, 8):
                 info = ImageInfo(img.height, img.width, info.format, info.mode)
             if img.format == "PNG":
                 _inflate_png(path, img)
@@ -167,6 +167,18 @@ def probe_image(path: str | os.PathLike[str], limits: MediaLimits | None = None)
         ) from exc
     except (OSError, ValueError, SyntaxError, zlib.error, struct.error) as exc:
         raise InvalidInputError(f"The photo is damaged or truncated ({exc}).") from exc
+
+
+def _orientation(img: Image.Image) -> int:
+    """The EXIF orientation, read from the header (a PNG's getexif would decode it all)."""
+    if img.format != "PNG":
+        return int(img.getexif().get(ExifTags.Base.Orientation, 1))
+    raw = img.info.get("exif")
+    if not raw:
+        return 1
+    exif = Image.Exif()
+    exif.load(raw)
+    return int(exif.get(ExifTags.Base.Orientation, 1))
 
 
 _PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # by colour type
