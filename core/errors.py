@@ -99,6 +99,16 @@ class UploadTooSlowError(MCNetError):
     status = 408
 
 
+class TooManyJobsError(MCNetError):
+    """The queue is full, or the key has used its frame budget; try again later."""
+
+    status = 429
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.headers = {"Retry-After": str(retry_after)}
+
+
 class JobStateError(MCNetError):
     """The job is not in a state that allows this (not finished yet, or already ended)."""
 

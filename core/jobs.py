@@ -289,6 +289,18 @@ class JobQueue:
                 alive += 1
         return alive
 
+    def spend_frames(self, key_id: str, frames: int, budget: int, window: int = 3600) -> bool:
+        """Count `frames` against the budget of an API key (by a digest of it) for the
+        current window; False (and nothing counted) when they do not fit."""
+        window_start = int(dt.datetime.now(dt.UTC).timestamp()) // window
+        key = f"mcnet:budget:{key_id}:{window_start}"
+        used = int(self.connection.incrby(key, frames))
+        self.connection.expire(key, window)
+        if used > budget:
+            self.connection.decrby(key, frames)
+            return False
+        return True
+
     def forget_worker(self, name: str) -> None:
         """Drop the registration of a worker known to have exited (a crash leaves it
         behind), so that readiness stops counting it at once."""

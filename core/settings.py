@@ -98,6 +98,21 @@ class ApiSettings(QueueSettings):
     spool_dir: Path | None = Field(
         default=None, description="Where uploads wait while they are checked (default: temp)."
     )
+    metrics_public: bool = Field(
+        default=False, description="With API keys on: /metrics answers without a key."
+    )
+    docs_public: bool = Field(
+        default=False,
+        description="With API keys on: /docs, /redoc and /openapi.json answer without a key.",
+    )
+    max_queued_jobs: int = Field(
+        default=1000, ge=0, description="Jobs waiting in the queue; more answer 429. 0: no cap."
+    )
+    max_frames_per_key: int = Field(
+        default=0,
+        ge=0,
+        description="Driving frames one API key may submit per hour; more answer 429. 0: no cap.",
+    )
     max_concurrent_uploads: int = Field(
         default=16, gt=0, description="Uploads received at once; more answer 503 + Retry-After."
     )

@@ -28,6 +28,7 @@ from core.settings import ApiSettings
 from core.storage import FileStorage, Storage, StorageError, open_storage
 from service.api_docs import mount_api_docs
 from service.deps import Services
+from service.gate import KeyGate, gated_paths
 from service.metrics import ApiMetrics, QueueCollector
 from service.routes import health_router, jobs_router
 from service.uploads import FormLimits
@@ -156,12 +157,19 @@ def create_app(
         ),
         spool_dir=spool_folder(settings, storage),
         upload_slots=asyncio.Semaphore(settings.max_concurrent_uploads),
+        max_queued_jobs=settings.max_queued_jobs,
+        max_frames_per_key=settings.max_frames_per_key,
         probe_slots=asyncio.Semaphore(settings.max_concurrent_probes),
     )
     app.include_router(jobs_router)
     app.include_router(health_router)
     mount_web(app)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_middleware(
+        KeyGate,
+        keys=tuple(key.encode() for key in settings.api_keys),
+        paths=gated_paths(settings.metrics_public, settings.docs_public),
+    )
     for caught in (MCNetError, RedisError, StorageError, Exception):
         app.add_exception_handler(caught, error_response)
     return app

@@ -34,6 +34,8 @@ class Services:
     form_limits: FormLimits
     spool_dir: Path | None
     upload_slots: asyncio.Semaphore  # uploads received at once
+    max_queued_jobs: int  # 0: no cap
+    max_frames_per_key: int  # per hour; 0: no cap
     probe_slots: asyncio.Semaphore  # uploads probed at once (the photo's pixels)
 
 

@@ -8,6 +8,7 @@ under the new job id -> job enqueued. Nothing is stored or queued for a refused 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import shutil
 import tempfile
@@ -26,6 +27,7 @@ from core.errors import (
     InvalidRequestError,
     MCNetError,
     StorageUnavailableError,
+    TooManyJobsError,
     UnsupportedMediaError,
 )
 from core.media_probe import MediaLimits, probe_image, probe_video
@@ -106,6 +108,23 @@ async def submit_job(request: Request, ctx: Services) -> str:
         return await _submit(request, ctx)
 
 
+def _check_quota(request: Request, ctx: Services, frames: int) -> None:
+    """The queue cap and the key's frame budget (429 beyond them)."""
+    if ctx.max_queued_jobs and ctx.jobs.depth() >= ctx.max_queued_jobs:
+        raise TooManyJobsError(
+            "The queue is full; please submit again in a minute.", retry_after=60
+        )
+    if ctx.max_frames_per_key and ctx.api_keys:
+        token = request.headers.get("authorization", "").partition(" ")[2].strip()
+        key_id = hashlib.sha256(token.encode()).hexdigest()[:32]
+        if not ctx.jobs.spend_frames(key_id, frames, ctx.max_frames_per_key):
+            raise TooManyJobsError(
+                f"This API key has used its budget of {ctx.max_frames_per_key} driving frames "
+                "for this hour; please try again later.",
+                retry_after=600,
+            )
+
+
 async def _submit(request: Request, ctx: Services) -> str:
     job_id = str(uuid.uuid4())
     with _spool(ctx.spool_dir) as folder:
@@ -126,6 +145,7 @@ async def _submit(request: Request, ctx: Services) -> str:
                 probe_video, form.files["driving"], ctx.media_limits, "driving video"
             )
         options.check_best_frame(video.frames)
+        await run_in_threadpool(_check_quota, request, ctx, video.frames)
         stored: list[str] = []
         try:
             for part in INPUT_NAMES:
