@@ -127,7 +127,13 @@ def create_app(
     if redis is None:
         if not settings.redis_url:
             raise ValueError("REDIS_URL is not set (or use `mcnet serve`, which starts Redis)")
-        redis = Redis.from_url(settings.redis_url, health_check_interval=30)
+        # A stalled Redis (paused, partitioned) answers 503 after a few seconds, not never.
+        redis = Redis.from_url(
+            settings.redis_url,
+            health_check_interval=30,
+            socket_timeout=10,
+            socket_connect_timeout=5,
+        )
     if storage is None:
         storage = open_storage(settings.storage_url, s3_endpoint_url=settings.s3_endpoint_url)
     jobs = JobQueue(redis, settings)
