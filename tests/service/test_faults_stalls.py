@@ -120,6 +120,31 @@ def test_redis_killed_mid_job_and_restarted(stack: Stack, tmp_path: Path) -> Non
         assert runs(worker, job_id) == 1
 
 
+def test_redis_down_when_the_render_ends(stack: Stack, tmp_path: Path) -> None:
+    """The render ends while Redis is down: the worker keeps it and records it once Redis
+    is back (the lease lapsed meanwhile, and nobody else took the job)."""
+    worker = stack.start_worker()
+    source, driving = make_inputs(tmp_path, frames=FRAMES)
+    with stack.api() as client:
+        job_id = submit(client, source, driving).json()["id"]
+
+        def nearly_done() -> bool:
+            job = Job.fetch(job_id, connection=stack.redis, serializer=SERIALIZER)
+            progress = (job.meta or {}).get("progress") or {}
+            return progress.get("stage") == "animating" and progress["frames_done"] >= FRAMES - 12
+
+        wait_for(nearly_done, 90, "the render to be nearly done", 0.05)
+        process = stack.redis_server.process
+        assert process is not None
+        process.kill()
+        process.wait(10)
+        wait_for(lambda: "Redis unavailable" in worker.log_text(), 60, "the end of the render")
+        time.sleep(5)  # past the lease
+        stack.redis_server.start()
+        finish(client, stack, job_id)
+        assert worker.alive() and runs(worker, job_id) == 1
+
+
 def test_dead_worker_noticed_without_polling(stack: Stack, tmp_path: Path) -> None:
     doomed = stack.start_worker()
     stack.start_worker()
