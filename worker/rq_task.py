@@ -72,7 +72,7 @@ class WorkerContext:
     connection: Redis
     metrics: WorkerMetrics
     should_stop: Callable[[], bool]
-    lease: Lease | None = None  # None: a run outside the worker (tests of the task)
+    lease: Lease  # of this run of the job
     lost: threading.Event = field(default_factory=threading.Event)  # the lease is lost
     redis_patience: float = 0.0
     work_dir: Path | None = None
@@ -80,9 +80,7 @@ class WorkerContext:
 
     def write_meta(self, job: Job) -> None:
         """Store the job's meta if this run still owns the job (else flag the loss)."""
-        if self.lease is None:
-            job.save_meta()
-        elif not self.lease.hset("meta", SERIALIZER.dumps(job.meta)):
+        if not self.lease.hset("meta", SERIALIZER.dumps(job.meta)):
             self.lost.set()
 
 
@@ -107,11 +105,11 @@ class ProgressReporter:
         job: Job | None,
         metrics: WorkerMetrics,
         frames_total: int,
-        write: Callable[[Job], None] | None = None,
+        write: Callable[[Job], None],
     ) -> None:
         self.job = job
         self.metrics = metrics
-        self._save = write or (lambda job: job.save_meta())
+        self._save = write
         self.last = Progress(Stage.QUEUED, 0, frames_total)
         self._written_at = 0.0
         self._batch_started = time.perf_counter()
@@ -207,7 +205,8 @@ def animate_job(job_id: str, options: dict[str, Any], video: dict[str, Any]) -> 
         raise RuntimeError("animate_job runs inside `mcnet worker`, which loads the model")
     job = get_current_job()
     connection = context.connection
-    if cancel_requested(connection, job_id):
+    patience = context.redis_patience
+    if retrying(lambda: cancel_requested(connection, job_id), "cancel check", patience):
         raise JobCanceledError("The job was canceled before it started.")
     job_options = JobOptions.model_validate(options)
     probed = VideoInfo(**video)
@@ -241,7 +240,6 @@ def animate_job(job_id: str, options: dict[str, Any], video: dict[str, Any]) -> 
             if should_cancel.reason == "lost":
                 raise LeaseLostError(f"job {job_id} belongs to another run") from None
             raise
-        patience = context.redis_patience
         if retrying(lambda: cancel_requested(connection, job_id), "cancel check", patience):
             raise JobCanceledError("The job was canceled before its result was stored.")
         _prove(context, patience)
@@ -264,12 +262,9 @@ def animate_job(job_id: str, options: dict[str, Any], video: dict[str, Any]) -> 
 
 def _prove(context: WorkerContext, patience: float) -> None:
     """Raise LeaseLostError unless this run still owns the job (waits for Redis)."""
-    lease = context.lease
-    if context.lost.is_set() or (
-        lease is not None and not retrying(lease.renew, "lease check", patience)
-    ):
+    if context.lost.is_set() or not retrying(context.lease.renew, "lease check", patience):
         context.lost.set()
-        raise LeaseLostError(f"job {lease.job_id if lease else ''} belongs to another run")
+        raise LeaseLostError(f"job {context.lease.job_id} belongs to another run")
 
 
 def _store_result(storage: Storage, job_id: str, output: Path) -> None:
