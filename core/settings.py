@@ -114,7 +114,7 @@ class ApiSettings(QueueSettings):
         description="Driving frames one API key may submit per hour; more answer 429. 0: no cap.",
     )
     max_concurrent_uploads: int = Field(
-        default=16, gt=0, description="Uploads received at once; more answer 503 + Retry-After."
+        default=64, gt=0, description="Uploads received at once; more answer 503 + Retry-After."
     )
     max_concurrent_probes: int = Field(
         default=2, gt=0, description="Uploads whose pictures are checked at once (memory)."
