@@ -104,7 +104,9 @@ async def error_response(_: Request, exc: Exception) -> JSONResponse:
         logger.info("refused (%d): %s", exc.status, exc)
         return JSONResponse({"detail": str(exc)}, status_code=exc.status, headers=exc.headers)
     if isinstance(exc, ServiceUnavailableError):
-        logger.error("unavailable: %s (%s)", exc, exc.__cause__ or "no cause")
+        logger.warning(
+            "unavailable (503): %s%s", exc, f" ({exc.__cause__})" if exc.__cause__ else ""
+        )
         return JSONResponse({"detail": str(exc)}, status_code=exc.status, headers=exc.headers)
     if isinstance(exc, RedisError | StorageError):
         logger.error("backend unavailable: %s", exc)
