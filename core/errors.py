@@ -94,6 +94,22 @@ class ResultGoneError(MCNetError):
     status = 404
 
 
+class UploadTooSlowError(MCNetError):
+    """The upload stalled, or arrived slower than the service accepts."""
+
+    status = 408
+
+
+class TooManyJobsError(MCNetError):
+    """The queue is full, or the key has used its frame budget; try again later."""
+
+    status = 429
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.headers = {"Retry-After": str(retry_after)}
+
+
 class JobStateError(MCNetError):
     """The job is not in a state that allows this (not finished yet, or already ended)."""
 
@@ -112,3 +128,24 @@ class RangeNotSatisfiableError(MCNetError):
 
 class JobCanceledError(MCNetError):
     """The job was canceled by its owner while it ran."""
+
+
+class ServiceUnavailableError(MCNetError):
+    """A backend the service needs is unavailable for now; the client may try again."""
+
+    status = 503
+    headers = {"Retry-After": "5"}
+
+
+class BusyError(ServiceUnavailableError):
+    """The service is at its limit of concurrent uploads; the client may try again."""
+
+
+class StorageUnavailableError(ServiceUnavailableError):
+    """The file store cannot be written: unreachable, read-only or full."""
+
+    def __init__(self, action: str = "store the files") -> None:
+        super().__init__(
+            f"The service could not {action}: storage unavailable or full. Please try again "
+            "later; if it persists, tell the service's operator."
+        )

@@ -4,8 +4,8 @@ The API enqueues `core.protocol.TASK` by its dotted path, so this module never i
 the worker. Jobs are serialised as JSON (no pickle in Redis). The worker writes progress
 into the job's meta (`progress`: a core.protocol.Progress) and, when a run fails, its
 `outcome` (a core.protocol.JobOutcome with a readable error when the sender can act on it).
-Reading a job writes nothing: a job whose worker died is shown as it will be once a live
-worker's maintenance has retried or failed it.
+Reading a job writes nothing: a job whose worker died (its lease lapsed, core.lease) is
+shown as it will be once a live worker's recovery has retried or failed it.
 
 Cancel is a Redis flag (`mcnet:cancel:<id>`): a queued job is also removed from the
 queue at once; a running job sees the flag between frame batches and stops.
@@ -33,9 +33,11 @@ from rq.registry import (
 from rq.serializers import JSONSerializer
 from rq.utils import now as utcnow
 from rq.utils import utcformat, utcparse
+from rq.worker import BaseWorker
 from rq.worker_registration import get_keys
 
 from core.errors import JobNotFoundError, JobStateError
+from core.lease import has_owner
 from core.media_probe import VideoInfo
 from core.options import JobOptions
 from core.protocol import (
@@ -217,11 +219,9 @@ class JobQueue:
         return None if index is None else int(index) + 1
 
     def _abandoned(self, job: Job) -> bool:
-        """Whether the running job's worker stopped sending heartbeats (a read, no cleanup)."""
-        registry = StartedJobRegistry(
-            self.queue.name, connection=self.connection, serializer=SERIALIZER
-        )
-        return job.id in registry.get_expired_job_ids()
+        """Whether the running job's lease has lapsed: its worker stopped renewing it
+        (a read, no cleanup; core.lease)."""
+        return not has_owner(self.connection, job.id)
 
     # cancel -----------------------------------------------------------------------------
     def cancel(self, job_id: str) -> JobInfo:
@@ -307,6 +307,23 @@ class JobQueue:
                 label = model.decode() if isinstance(model, bytes) else model
                 models.append(label or "unknown")
         return models
+
+    def spend_frames(self, key_id: str, frames: int, budget: int, window: int = 3600) -> bool:
+        """Count `frames` against the budget of an API key (by a digest of it) for the
+        current window; False (and nothing counted) when they do not fit."""
+        window_start = int(dt.datetime.now(dt.UTC).timestamp()) // window
+        key = f"mcnet:budget:{key_id}:{window_start}"
+        used = int(self.connection.incrby(key, frames))
+        self.connection.expire(key, window)
+        if used > budget:
+            self.connection.decrby(key, frames)
+            return False
+        return True
+
+    def forget_worker(self, name: str) -> None:
+        """Drop the registration of a worker known to have exited (a crash leaves it
+        behind), so that readiness stops counting it at once."""
+        self.connection.delete(BaseWorker.redis_worker_namespace_prefix + name)
 
     def ping(self) -> bool:
         """Whether Redis answers."""

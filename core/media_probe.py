@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import os
+import struct
+import zlib
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -17,7 +19,7 @@ from typing import Any, NamedTuple
 
 import av
 import av.error
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.errors import InputTooLargeError, InvalidInputError, UnsupportedMediaError
@@ -144,10 +146,90 @@ def open_photo(path: str | os.PathLike[str], limits: MediaLimits | None = None) 
 
 
 def probe_image(path: str | os.PathLike[str], limits: MediaLimits | None = None) -> ImageInfo:
-    """Check that `path` is a JPEG/PNG/WebP photo within `limits` and decodes completely
-    (see `open_photo` for the errors)."""
-    photo = open_photo(path, limits)
-    return ImageInfo(photo.image.width, photo.image.height, photo.format, photo.mode)
+    """Check that `path` is a JPEG/PNG/WebP photo within `limits` whose pixels decode,
+    holding at most a reduced copy of them: a JPEG decodes at 1/8 scale (the decoder
+    scales), a PNG's image data is decompressed piece by piece and counted; a WebP decodes
+    whole (its size is bounded by the limits). Errors as `open_photo`."""
+    limits = limits or MediaLimits()
+    path = Path(path)
+    _check_not_empty(path, "photo")
+    try:
+        with Image.open(path) as img:
+            if img.format not in IMAGE_FORMATS:
+                raise UnsupportedMediaError(
+                    f"The photo is a {img.format or 'unknown'} file; please send {IMAGE_KINDS}."
+                )
+            check_image_size(img.width, img.height, limits)
+            info = ImageInfo(img.width, img.height, str(img.format), img.mode)
+            if _orientation(img) in (5, 6, 7, 8):
+                info = ImageInfo(img.height, img.width, info.format, info.mode)
+            if img.format == "PNG":
+                _inflate_png(path, img)
+            else:
+                if img.format in ("JPEG", "MPO"):
+                    img.draft("RGB", (max(1, img.width // 8), max(1, img.height // 8)))
+                img.load()
+            return info
+    except Image.DecompressionBombError as exc:
+        raise InputTooLargeError("The photo declares far too many pixels.") from exc
+    except UnidentifiedImageError as exc:
+        raise UnsupportedMediaError(
+            f"The photo is not an image we can read; please send {IMAGE_KINDS}."
+        ) from exc
+    except (OSError, ValueError, SyntaxError, zlib.error, struct.error) as exc:
+        raise InvalidInputError(f"The photo is damaged or truncated ({exc}).") from exc
+
+
+def _orientation(img: Image.Image) -> int:
+    """The EXIF orientation, read from the header (a PNG's getexif would decode it all)."""
+    if img.format != "PNG":
+        return int(img.getexif().get(ExifTags.Base.Orientation, 1))
+    raw = img.info.get("exif")
+    if not raw:
+        return 1
+    exif = Image.Exif()
+    exif.load(raw)
+    return int(exif.get(ExifTags.Base.Orientation, 1))
+
+
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # by colour type
+_PIECE = 1 << 20
+
+
+def _inflate_png(path: Path, img: Image.Image) -> None:
+    """Decompress a PNG's image data (IDAT) in pieces of 1 MiB and check its length, so
+    a damaged or truncated file is refused without the whole picture in memory."""
+    inflater = zlib.decompressobj()
+    total = 0
+    with open(path, "rb") as handle:
+        handle.seek(8)
+        header: bytes | None = None
+        while True:
+            length, kind = struct.unpack(">I4s", handle.read(8))
+            if kind == b"IEND":
+                break
+            if kind != b"IDAT":
+                data = handle.read(length)
+                if kind == b"IHDR":
+                    header = data
+                handle.seek(4, os.SEEK_CUR)
+                continue
+            left = length
+            while left:
+                data = handle.read(min(left, _PIECE))
+                if not data:
+                    raise ValueError("the file ends inside the image data")
+                left -= len(data)
+                while data:
+                    total += len(inflater.decompress(data, _PIECE))
+                    data = inflater.unconsumed_tail
+            handle.seek(4, os.SEEK_CUR)
+    if header is None or not inflater.eof:
+        raise ValueError("the image data is incomplete")
+    depth, colour, interlaced = header[8], header[9], header[12]
+    row = (img.width * depth * _PNG_CHANNELS.get(colour, 4) + 7) // 8
+    if not interlaced and total != img.height * (row + 1):
+        raise ValueError("the image data has the wrong length")
 
 
 def _looks_like_video(path: Path) -> bool:

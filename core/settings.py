@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Annotated, Literal, TypeVar
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -102,6 +102,36 @@ class ApiSettings(QueueSettings):
     spool_dir: Path | None = Field(
         default=None, description="Where uploads wait while they are checked (default: temp)."
     )
+    metrics_public: bool = Field(
+        default=False, description="With API keys on: /metrics answers without a key."
+    )
+    docs_public: bool = Field(
+        default=False,
+        description="With API keys on: /docs, /redoc and /openapi.json answer without a key.",
+    )
+    max_queued_jobs: int = Field(
+        default=1000, ge=0, description="Jobs waiting in the queue; more answer 429. 0: no cap."
+    )
+    max_frames_per_key: int = Field(
+        default=0,
+        ge=0,
+        description="Driving frames one API key may submit per hour; more answer 429. 0: no cap.",
+    )
+    max_concurrent_uploads: int = Field(
+        default=64, gt=0, description="Uploads received at once; more answer 503 + Retry-After."
+    )
+    max_concurrent_probes: int = Field(
+        default=2, gt=0, description="Uploads whose pictures are checked at once (memory)."
+    )
+    upload_idle_timeout: float = Field(
+        default=30.0, gt=0, description="Seconds an upload may send nothing before it is dropped."
+    )
+    upload_min_rate: int = Field(
+        default=16 * 1024,
+        ge=0,
+        description="Bytes per second an upload must average once it has run for "
+        "upload_idle_timeout seconds; slower ones are dropped (408).",
+    )
 
     @field_validator("api_keys", mode="before")
     @classmethod
@@ -159,6 +189,24 @@ class WorkerSettings(QueueSettings, ModelSettings, EncodeSettings):
     worker_name: str | None = Field(default=None, description="RQ worker name (default: random).")
     heartbeat_interval: float = Field(
         default=5.0, gt=0, description="Seconds between heartbeats while a job runs."
+    )
+    lease_ttl: float = Field(
+        default=20.0,
+        gt=0,
+        description="Seconds a job's lease lasts without a renewal (heartbeat); once it has "
+        "lapsed another worker recovers the job. At least twice the heartbeat interval.",
+    )
+    recovery_interval: float = Field(
+        default=5.0,
+        gt=0,
+        description="Seconds between each worker's checks for jobs whose lease lapsed (a dead "
+        "worker is noticed within lease_ttl + recovery_interval).",
+    )
+    redis_patience: float = Field(
+        default=300.0,
+        ge=0,
+        description="Seconds a running job waits for Redis to come back to record its "
+        "progress or outcome; a finished render is kept that long.",
     )
     shutdown_grace: float = Field(
         default=20.0,
@@ -221,6 +269,15 @@ def _describe_error(cls: type[BaseSettings], error: ErrorDetails) -> str:
         variable = f"{cls.model_config.get('env_prefix', '')}{name}".upper()
     hint = f" ({field.description})" if field is not None and field.description else ""
     return f"{variable}={error['input']!r}: {error['msg']}{hint}"
+
+    @model_validator(mode="after")
+    def _lease_outlives_heartbeats(self) -> WorkerSettings:
+        if self.lease_ttl < 2 * self.heartbeat_interval:
+            raise ValueError(
+                f"lease_ttl ({self.lease_ttl} s) must be at least twice the heartbeat interval "
+                f"({self.heartbeat_interval} s)"
+            )
+        return self
 
     def encode_settings(self) -> EncodeSettings:
         """How this worker encodes results (the fields of EncodeSettings above)."""

@@ -116,9 +116,9 @@ class FileStorage(Storage):
 
     def put_file(self, key: str, path: Path, *, move: bool = False) -> None:
         target = self._path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f"{target.name}{_TMP_MARK}{uuid.uuid4().hex}")
         try:
+            target.parent.mkdir(parents=True, exist_ok=True)
             moved = False
             if move:
                 try:
@@ -183,12 +183,27 @@ class FileStorage(Storage):
         return removed + self.expire(".spool/", max(input_ttl, 3600.0), now)
 
     def check(self) -> None:
+        """Write and remove a small file in each folder the service writes to (a read-only
+        or full store fails here)."""
+        for folder in (self.root, self.root / "inputs", self.root / "results"):
+            check_writable(folder)
+
+
+def check_writable(folder: Path) -> None:
+    """Create `folder` if needed, then write and remove a small file in it; StorageError
+    when that fails (missing permission, read-only, full)."""
+    probe = folder / f".probe{_TMP_MARK}{uuid.uuid4().hex}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StorageError(f"storage folder {self.root} cannot be created: {exc}") from exc
-        if not os.access(self.root, os.W_OK):
-            raise StorageError(f"storage folder {self.root} is not writable")
+            with open(probe, "wb") as handle:
+                handle.write(b"mcnet storage check\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+        finally:
+            probe.unlink(missing_ok=True)
+    except OSError as exc:
+        raise StorageError(f"storage folder {folder} is not writable: {exc.strerror}") from exc
 
 
 def _read_range(handle: Any, start: int, end: int) -> Iterator[bytes]:
@@ -290,12 +305,16 @@ class S3Storage(Storage):
         return len(old)
 
     def check(self) -> None:
+        """Write and delete a small object under each prefix the service writes to."""
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
-            self.client.head_bucket(Bucket=self.bucket)
+            for prefix in ("inputs/", "results/"):
+                name = self._name(f"{prefix}.probe{_TMP_MARK}{uuid.uuid4().hex}")
+                self.client.put_object(Bucket=self.bucket, Key=name, Body=b"mcnet storage check")
+                self.client.delete_object(Bucket=self.bucket, Key=name)
         except (BotoCoreError, ClientError) as exc:
-            raise StorageError(f"bucket {self.bucket} cannot be used: {exc}") from exc
+            raise StorageError(f"bucket {self.bucket} cannot be written: {exc}") from exc
 
 
 def _iter_body(body: Any) -> Iterator[bytes]:

@@ -9,6 +9,7 @@ store to 503, anything else to 500 without internals.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from pathlib import Path
@@ -20,13 +21,14 @@ from redis import Redis
 from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from core.errors import MCNetError
+from core.errors import MCNetError, ServiceUnavailableError
 from core.jobs import JobQueue
 from core.options import JobOptions
 from core.settings import ApiSettings
 from core.storage import FileStorage, Storage, StorageError, open_storage
 from service.api_docs import mount_api_docs
 from service.deps import Services
+from service.gate import KeyGate, gated_paths
 from service.metrics import ApiMetrics, QueueCollector
 from service.routes import health_router, jobs_router
 from service.uploads import FormLimits
@@ -101,6 +103,11 @@ async def error_response(_: Request, exc: Exception) -> JSONResponse:
     if isinstance(exc, MCNetError) and exc.status < 500:
         logger.info("refused (%d): %s", exc.status, exc)
         return JSONResponse({"detail": str(exc)}, status_code=exc.status, headers=exc.headers)
+    if isinstance(exc, ServiceUnavailableError):
+        logger.warning(
+            "unavailable (503): %s%s", exc, f" ({exc.__cause__})" if exc.__cause__ else ""
+        )
+        return JSONResponse({"detail": str(exc)}, status_code=exc.status, headers=exc.headers)
     if isinstance(exc, RedisError | StorageError):
         logger.error("backend unavailable: %s", exc)
         return JSONResponse(
@@ -122,7 +129,13 @@ def create_app(
     if redis is None:
         if not settings.redis_url:
             raise ValueError("REDIS_URL is not set (or use `mcnet serve`, which starts Redis)")
-        redis = Redis.from_url(settings.redis_url, health_check_interval=30)
+        # A stalled Redis (paused, partitioned) answers 503 after a few seconds, not never.
+        redis = Redis.from_url(
+            settings.redis_url,
+            health_check_interval=30,
+            socket_timeout=10,
+            socket_connect_timeout=5,
+        )
     if storage is None:
         storage = open_storage(settings.storage_url, s3_endpoint_url=settings.s3_endpoint_url)
     jobs = JobQueue(redis, settings)
@@ -147,13 +160,24 @@ def create_app(
         form_limits=FormLimits(
             files={"source": settings.max_image_bytes, "driving": settings.max_video_bytes},
             fields=frozenset(JobOptions.model_fields),
+            idle_timeout=settings.upload_idle_timeout,
+            min_rate=settings.upload_min_rate,
         ),
         spool_dir=spool_folder(settings, storage),
+        upload_slots=asyncio.Semaphore(settings.max_concurrent_uploads),
+        max_queued_jobs=settings.max_queued_jobs,
+        max_frames_per_key=settings.max_frames_per_key,
+        probe_slots=asyncio.Semaphore(settings.max_concurrent_probes),
     )
     app.include_router(jobs_router)
     app.include_router(health_router)
     mount_web(app)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_middleware(
+        KeyGate,
+        keys=tuple(key.encode() for key in settings.api_keys),
+        paths=gated_paths(settings.metrics_public, settings.docs_public),
+    )
     for caught in (MCNetError, RedisError, StorageError, Exception):
         app.add_exception_handler(caught, error_response)
     return app

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,10 @@ class Services:
     media_limits: MediaLimits
     form_limits: FormLimits
     spool_dir: Path | None
+    upload_slots: asyncio.Semaphore  # uploads received at once
+    max_queued_jobs: int  # 0: no cap
+    max_frames_per_key: int  # per hour; 0: no cap
+    probe_slots: asyncio.Semaphore  # uploads probed at once (the photo's pixels)
 
 
 def get_services(request: Request) -> Services:

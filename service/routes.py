@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from core.errors import JobStateError, RangeNotSatisfiableError, ResultGoneError
 from core.jobs import JobInfo
 from core.protocol import DEMO_MODEL, JobState, Stage
-from core.storage import Storage, StorageError, result_key
+from core.storage import Storage, StorageError, check_writable, result_key
 from service.deps import Services, ServicesDep, require_key
 from service.ranges import parse_range
 from service.schemas import (
@@ -211,9 +211,12 @@ def _readiness(services: Services) -> JSONResponse:
         problems.append("Redis cannot be reached")
     try:
         storage.check()
+        if services.spool_dir is not None:
+            check_writable(services.spool_dir)
     except StorageError as exc:
         state["storage"] = False
-        problems.append(str(exc))
+        logger.warning("not ready: %s", exc)  # the path stays in the log, not in the answer
+        problems.append("storage is not writable (unavailable, read-only or full)")
     if problems:
         return JSONResponse({"detail": "Not ready: " + "; ".join(problems) + ".", **state}, 503)
     return JSONResponse({"status": "ready", **state})

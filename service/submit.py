@@ -7,10 +7,13 @@ under the new job id -> job enqueued. Nothing is stored or queued for a refused 
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import logging
+import shutil
 import tempfile
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -18,11 +21,19 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
-from core.errors import InvalidOptionsError, InvalidRequestError, MCNetError, UnsupportedMediaError
+from core.errors import (
+    BusyError,
+    InvalidOptionsError,
+    InvalidRequestError,
+    MCNetError,
+    StorageUnavailableError,
+    TooManyJobsError,
+    UnsupportedMediaError,
+)
 from core.face_check import check_photo_face, check_video_face
 from core.media_probe import MediaLimits, probe_image, probe_video
 from core.options import JobOptions
-from core.storage import INPUT_NAMES, input_key
+from core.storage import INPUT_NAMES, StorageError, input_key
 from service.deps import Services
 from service.uploads import receive_form
 
@@ -65,11 +76,61 @@ async def _probe(
         ) from exc
 
 
+@contextlib.contextmanager
+def _storage_errors(action: str) -> Iterator[None]:
+    """A store that refuses a write (missing, read-only, full) is a 503, not a 500."""
+    try:
+        yield
+    except (StorageError, OSError) as exc:
+        raise StorageUnavailableError(action) from exc
+
+
+@contextlib.contextmanager
+def _spool(folder: Path | None) -> Iterator[Path]:
+    """A fresh folder for one upload, removed afterwards (a refused or dropped one too)."""
+    with _storage_errors("receive the upload"):
+        path = Path(tempfile.mkdtemp(dir=folder, prefix="mcnet-upload-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 async def submit_job(request: Request, ctx: Services) -> str:
-    """Handle one POST /animate; return the new job's id. Raises domain errors (core.errors)."""
+    """Handle one POST /animate; return the new job's id. Raises domain errors (core.errors).
+
+    At most `max_concurrent_uploads` are received at once (503 + Retry-After beyond), and
+    `max_concurrent_probes` photos and videos checked at once (memory)."""
+    if ctx.upload_slots.locked():
+        raise BusyError(
+            "The service is receiving as many uploads as it can; please try again shortly."
+        )
+    async with ctx.upload_slots:
+        return await _submit(request, ctx)
+
+
+def _check_quota(request: Request, ctx: Services, frames: int) -> None:
+    """The queue cap and the key's frame budget (429 beyond them)."""
+    if ctx.max_queued_jobs and ctx.jobs.depth() >= ctx.max_queued_jobs:
+        raise TooManyJobsError(
+            "The queue is full; please submit again in a minute.", retry_after=60
+        )
+    if ctx.max_frames_per_key and ctx.api_keys:
+        token = request.headers.get("authorization", "").partition(" ")[2].strip()
+        key_id = hashlib.sha256(token.encode()).hexdigest()[:32]
+        if not ctx.jobs.spend_frames(key_id, frames, ctx.max_frames_per_key):
+            raise TooManyJobsError(
+                f"This API key has used its budget of {ctx.max_frames_per_key} driving frames "
+                "for this hour; please try again later.",
+                retry_after=600,
+            )
+
+
+async def _submit(request: Request, ctx: Services) -> str:
     job_id = str(uuid.uuid4())
-    with tempfile.TemporaryDirectory(dir=ctx.spool_dir, prefix="mcnet-upload-") as folder:
-        form = await receive_form(request, Path(folder), ctx.form_limits)
+    with _spool(ctx.spool_dir) as folder:
+        with _storage_errors("receive the upload"):
+            form = await receive_form(request, folder, ctx.form_limits)
         for part, size in form.sizes.items():
             ctx.metrics.upload_bytes.labels(part).inc(size)
         missing = [part for part in INPUT_NAMES if part not in form.files]
@@ -79,22 +140,33 @@ async def submit_job(request: Request, ctx: Services) -> str:
                 "the talking-head video as `driving` (multipart/form-data).",
             )
         options = parse_options(form.fields)
-        await _probe(probe_image, form.files["source"], ctx.media_limits, "photo")
-        video = await _probe(probe_video, form.files["driving"], ctx.media_limits, "driving video")
+        async with ctx.probe_slots:
+            await _probe(probe_image, form.files["source"], ctx.media_limits, "photo")
+            video = await _probe(
+                probe_video, form.files["driving"], ctx.media_limits, "driving video"
+            )
         options.check_best_frame(video.frames)
+        await run_in_threadpool(_check_quota, request, ctx, video.frames)
         if options.crop == "auto":  # a missing face is refused now, not when a worker runs it
-            await _probe(check_photo_face, form.files["source"], ctx.media_limits, "photo")
-            await _probe(check_video_face, form.files["driving"], ctx.media_limits, "driving video")
+            async with ctx.probe_slots:
+                await _probe(check_photo_face, form.files["source"], ctx.media_limits, "photo")
+                await _probe(
+                    check_video_face, form.files["driving"], ctx.media_limits, "driving video"
+                )
         stored: list[str] = []
         try:
             for part in INPUT_NAMES:
                 key = input_key(job_id, part)
-                await run_in_threadpool(ctx.storage.put_file, key, form.files[part], move=True)
+                with _storage_errors("store the uploaded files"):
+                    await run_in_threadpool(ctx.storage.put_file, key, form.files[part], move=True)
                 stored.append(key)
             await run_in_threadpool(ctx.jobs.submit, job_id, options, video)
         except BaseException:
             for key in stored:
-                await run_in_threadpool(ctx.storage.delete, key)
+                try:
+                    await run_in_threadpool(ctx.storage.delete, key)
+                except (StorageError, OSError) as exc:
+                    logger.warning("upload %s not removed (it expires): %s", key, exc)
             raise
     ctx.metrics.jobs_submitted.inc()
     logger.info("job %s queued (%d frames)", job_id, video.frames)

@@ -9,7 +9,9 @@ content is probed later.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -22,6 +24,7 @@ from core.errors import (
     InputTooLargeError,
     InvalidRequestError,
     UnsupportedMediaError,
+    UploadTooSlowError,
 )
 
 logger = logging.getLogger(__name__)
@@ -36,6 +39,8 @@ class FormLimits:
     files: dict[str, int]
     fields: frozenset[str]
     max_field_bytes: int = 256
+    idle_timeout: float = 30.0  # seconds without a byte
+    min_rate: int = 0  # bytes per second on average, once idle_timeout seconds have passed
 
     @property
     def max_body(self) -> int:
@@ -189,9 +194,24 @@ async def receive_form(request: Request, folder: Path, limits: FormLimits) -> Re
     receiver = _Receiver(folder, limits)
     parser = MultipartParser(boundary, receiver.callbacks())  # type: ignore[arg-type]
     received = 0
+    started = time.monotonic()
+    stream = request.stream().__aiter__()
     try:
-        async for chunk in request.stream():
+        while True:
+            try:
+                chunk = await asyncio.wait_for(stream.__anext__(), limits.idle_timeout)
+            except StopAsyncIteration:
+                break
+            except TimeoutError as exc:
+                raise UploadTooSlowError(
+                    f"The upload sent nothing for {limits.idle_timeout:.0f} s and was dropped."
+                ) from exc
             received += len(chunk)
+            elapsed = time.monotonic() - started
+            if elapsed > limits.idle_timeout and received < limits.min_rate * elapsed:
+                raise UploadTooSlowError(
+                    f"The upload is slower than {_human(limits.min_rate)}/s and was dropped."
+                )
             if received > limits.max_body:
                 raise InputTooLargeError(
                     f"The request is larger than the limit of {_human(limits.max_body)}."

@@ -7,18 +7,26 @@ animator (loaded once, passed in through a context variable the worker sets arou
 job), reports progress into the job's meta and the worker's metrics, checks the cancel
 flag between batches, and stores the MP4 atomically. Domain errors propagate: the worker
 records their message as the job's readable failure reason.
+
+Every write to the job is fenced by the run's lease (core.lease): a run that lost the
+job stops between batches (LeaseLostError) and writes nothing. Before the result is
+stored, the run proves it still owns the job (waiting up to `redis_patience` for Redis,
+so a finished render is kept through an outage); a store that refuses the result is
+tried again and then reported as "storage unavailable or full" (no re-render). The
+inputs are deleted by the worker once the job is recorded finished.
 """
 
 from __future__ import annotations
 
 import contextvars
 import logging
+import os
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,14 +35,16 @@ from redis.exceptions import RedisError
 from rq import get_current_job
 from rq.job import Job
 
-from core.errors import InvalidInputError, JobCanceledError
-from core.jobs import cancel_requested
+from core.errors import InvalidInputError, JobCanceledError, StorageUnavailableError
+from core.jobs import SERIALIZER, cancel_requested
+from core.lease import Lease, LeaseLostError
 from core.media_probe import VideoInfo
 from core.options import JobOptions
 from core.protocol import DEMO_MODEL, Progress, Stage
-from core.storage import ObjectMissingError, Storage, input_key, result_key
+from core.storage import ObjectMissingError, Storage, StorageError, input_key, result_key
 from worker.media.settings import MediaSettings
 from worker.metrics import WorkerMetrics
+from worker.redis_retry import retrying
 from worker.task import run_animation
 
 if TYPE_CHECKING:
@@ -44,6 +54,9 @@ logger = logging.getLogger(__name__)
 
 _PROGRESS_EVERY_S = 0.25
 _CANCEL_EVERY_S = 0.2
+JOB_FOLDER_PREFIX = "mcnet-job-"  # + the worker's pid: folders of dead workers are swept
+_STORE_ATTEMPTS = 4
+_STORE_FIRST_WAIT_S = 1.0
 
 
 class ShutdownRequeueError(Exception):
@@ -59,9 +72,17 @@ class WorkerContext:
     connection: Redis
     metrics: WorkerMetrics
     should_stop: Callable[[], bool]
+    lease: Lease  # of this run of the job
+    lost: threading.Event = field(default_factory=threading.Event)  # the lease is lost
+    redis_patience: float = 0.0
     work_dir: Path | None = None
     media_settings: MediaSettings | None = None
     model: str = DEMO_MODEL  # the model's label (worker.animator.describe_model)
+
+    def write_meta(self, job: Job) -> None:
+        """Store the job's meta if this run still owns the job (else flag the loss)."""
+        if not self.lease.hset("meta", SERIALIZER.dumps(job.meta)):
+            self.lost.set()
 
 
 _CONTEXT: contextvars.ContextVar[WorkerContext] = contextvars.ContextVar("mcnet_worker_context")
@@ -80,9 +101,16 @@ def worker_context(context: WorkerContext) -> Iterator[None]:
 class ProgressReporter:
     """Progress into job meta (throttled, never going back) and into the worker's gauges."""
 
-    def __init__(self, job: Job | None, metrics: WorkerMetrics, frames_total: int) -> None:
+    def __init__(
+        self,
+        job: Job | None,
+        metrics: WorkerMetrics,
+        frames_total: int,
+        write: Callable[[Job], None],
+    ) -> None:
         self.job = job
         self.metrics = metrics
+        self._save = write
         self.last = Progress(Stage.QUEUED, 0, frames_total)
         self._written_at = 0.0
         self._batch_started = time.perf_counter()
@@ -124,22 +152,32 @@ class ProgressReporter:
             return
         self.job.meta["progress"] = progress.as_dict()
         try:
-            self.job.save_meta()
+            self._save(self.job)
         except RedisError as exc:
             logger.warning("job %s: progress not saved: %s", self.job.id, exc)
 
 
 class StopCheck:
-    """`should_cancel` of the task: the cancel flag (read at most every 0.2 s) or shutdown."""
+    """`should_cancel` of the task: the cancel flag (read at most every 0.2 s), shutdown,
+    or the loss of the job's lease."""
 
-    def __init__(self, canceled: Callable[[], bool], shutting_down: Callable[[], bool]) -> None:
+    def __init__(
+        self,
+        canceled: Callable[[], bool],
+        shutting_down: Callable[[], bool],
+        lost: threading.Event | None = None,
+    ) -> None:
         self._canceled = canceled
         self._shutting_down = shutting_down
+        self._lost = lost or threading.Event()
         self._checked_at = float("-inf")
         self.reason: str | None = None
 
     def __call__(self) -> bool:
         if self.reason is not None:
+            return True
+        if self._lost.is_set():
+            self.reason = "lost"
             return True
         if self._shutting_down():
             self.reason = "shutdown"
@@ -170,7 +208,8 @@ def animate_job(job_id: str, options: dict[str, Any], video: dict[str, Any]) -> 
     if job is not None:  # part of the result's contract; saved with the first progress
         job.meta["precision"] = context.animator.precision
     connection = context.connection
-    if cancel_requested(connection, job_id):
+    patience = context.redis_patience
+    if retrying(lambda: cancel_requested(connection, job_id), "cancel check", patience):
         raise JobCanceledError("The job was canceled before it started.")
     if job is not None:  # which model makes the result: the job JSON shows it
         job.meta["model"] = context.model
@@ -178,10 +217,14 @@ def animate_job(job_id: str, options: dict[str, Any], video: dict[str, Any]) -> 
     job_options = JobOptions.model_validate(options)
     probed = VideoInfo(**video)
     frames = probed.frames
-    reporter = ProgressReporter(job, context.metrics, frames)
-    should_cancel = StopCheck(lambda: cancel_requested(connection, job_id), context.should_stop)
+    reporter = ProgressReporter(job, context.metrics, frames, context.write_meta)
+    should_cancel = StopCheck(
+        lambda: cancel_requested(connection, job_id), context.should_stop, context.lost
+    )
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory(dir=context.work_dir, prefix="mcnet-job-") as folder:
+    with tempfile.TemporaryDirectory(
+        dir=context.work_dir, prefix=f"{JOB_FOLDER_PREFIX}{os.getpid()}-"
+    ) as folder:
         source, driving = Path(folder) / "source", Path(folder) / "driving"
         output = Path(folder) / "result.mp4"
         _fetch(context.storage, job_id, source, driving)
@@ -201,15 +244,18 @@ def animate_job(job_id: str, options: dict[str, Any], video: dict[str, Any]) -> 
         except JobCanceledError:
             if should_cancel.reason == "shutdown":
                 raise ShutdownRequeueError("the worker is shutting down") from None
+            if should_cancel.reason == "lost":
+                raise LeaseLostError(f"job {job_id} belongs to another run") from None
             raise
-        if cancel_requested(connection, job_id):
+        if retrying(lambda: cancel_requested(connection, job_id), "cancel check", patience):
             raise JobCanceledError("The job was canceled before its result was stored.")
-        if summary.warnings and job is not None:  # read back by GET /jobs/{id}
+        _prove(context, patience)
+        if summary.warnings and job is not None:
             job.meta["warnings"] = list(summary.warnings)
-            job.save_meta()
+            retrying(lambda: context.write_meta(job), "warnings", patience)
+            _prove(context, patience)
         size = output.stat().st_size
-        context.storage.put_file(result_key(job_id), output, move=True)
-    context.storage.delete_inputs(job_id)
+        _store_result(context.storage, job_id, output)
     reporter.update(Progress(Stage.DONE, reporter.last.frames_total, reporter.last.frames_total))
     seconds = time.perf_counter() - started
     logger.info("job %s: %d frames in %.1f s (%d bytes)", job_id, frames, seconds, size)
@@ -219,6 +265,28 @@ def animate_job(job_id: str, options: dict[str, Any], video: dict[str, Any]) -> 
         "seconds": round(seconds, 3),
         **_fields(summary),
     }
+
+
+def _prove(context: WorkerContext, patience: float) -> None:
+    """Raise LeaseLostError unless this run still owns the job (waits for Redis)."""
+    if context.lost.is_set() or not retrying(context.lease.renew, "lease check", patience):
+        context.lost.set()
+        raise LeaseLostError(f"job {context.lease.job_id} belongs to another run")
+
+
+def _store_result(storage: Storage, job_id: str, output: Path) -> None:
+    """Store the MP4, trying again when the store refuses; the render is never redone."""
+    wait = _STORE_FIRST_WAIT_S
+    for attempt in range(1, _STORE_ATTEMPTS + 1):
+        try:
+            storage.put_file(result_key(job_id), output, move=False)
+            return
+        except (StorageError, OSError) as exc:
+            logger.warning("job %s: result not stored (attempt %d): %s", job_id, attempt, exc)
+            if attempt == _STORE_ATTEMPTS:
+                raise StorageUnavailableError("store the result") from exc
+            time.sleep(wait)
+            wait *= 2
 
 
 def _fetch(storage: Storage, job_id: str, source: Path, driving: Path) -> None:

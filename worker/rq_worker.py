@@ -3,8 +3,16 @@
 `MCNetWorker` is an RQ `SimpleWorker` (jobs run in this process: a forked child could
 not use CUDA after the parent touched it) that adds what a long GPU job needs:
 
-- heartbeats from a thread while a job runs, with a short TTL, so a worker that dies
-  (killed, machine lost) is noticed within seconds and its job retried by another one;
+- a lease per job (core.lease) taken when the job starts and renewed by a heartbeat
+  thread; every write to the job (progress, outcome, finished) holds only while the run
+  owns it, so a run that lapsed and was taken over stops between batches and records
+  nothing; a job that has ended is never run again; inputs are deleted once the job is
+  recorded finished;
+- recovery of jobs whose lease expired (worker.recovery), from a thread of every worker:
+  a dead worker is noticed within `lease_ttl + recovery_interval` seconds;
+- Redis outages: the job path's Redis calls are retried for `redis_patience` seconds
+  (a finished render waits for Redis to be recorded); an idle worker waits for Redis
+  instead of quitting;
 - outcomes: a domain error (bad input) or a timeout fails the job at once with a
   readable reason (no retry); a cancel ends it `canceled`; anything else is retried;
 - SIGTERM: the current job may run `shutdown_grace` more seconds, then it stops
@@ -21,30 +29,41 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
+import shutil
 import socket
 import sys
+import tempfile
 import threading
 import time
+import traceback
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, start_http_server
 from redis import Redis
-from redis.exceptions import RedisError
-from rq import Queue, SimpleWorker
+from redis.client import Pipeline
+from redis.exceptions import RedisError, WatchError
+from rq import Queue, SimpleWorker, worker_registration
 from rq.exceptions import AbandonedJobError
 from rq.job import Job, JobStatus
-from rq.job_lifecycle import call_exception_handlers
-from rq.registry import CanceledJobRegistry
+from rq.registry import (
+    CanceledJobRegistry,
+    DeferredJobRegistry,
+    FailedJobRegistry,
+    FinishedJobRegistry,
+)
 from rq.timeouts import JobTimeoutException
-from rq.utils import now
+from rq.utils import now, utcparse
 from rq.worker import WorkerStatus
 
 from core.cli import add_model_options
 from core.errors import JobCanceledError, MCNetError
 from core.jobs import MODEL_FIELD, SERIALIZER, JobQueue
+from core.lease import Lease, LeaseLostError
 from core.logs import configure_logging
 from core.protocol import DEMO_MODEL, JobOutcome, Outcome, Progress, Stage, time_limit_message
 from core.settings import WorkerSettings, settings_from_env
@@ -52,7 +71,9 @@ from core.storage import Storage, StorageError, open_storage
 from worker.animator import describe_model, load_animator
 from worker.media.settings import MediaSettings
 from worker.metrics import WorkerMetrics
-from worker.rq_task import ShutdownRequeueError, WorkerContext, worker_context
+from worker.recovery import Recovery, fence_keep
+from worker.redis_retry import retrying
+from worker.rq_task import JOB_FOLDER_PREFIX, ShutdownRequeueError, WorkerContext, worker_context
 
 if TYPE_CHECKING:
     from rq.executions import Execution
@@ -96,6 +117,32 @@ def outcome_of(
     return JobOutcome(Outcome.FAILED, retry=True)
 
 
+class WorkerNameTakenError(Exception):
+    """A live worker already uses this name."""
+
+
+@dataclass(frozen=True)
+class _Run:
+    """One run of a job on this worker: its lease and whether it was lost."""
+
+    lease: Lease
+    lost: threading.Event
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class MCNetWorker(SimpleWorker):
     """RQ SimpleWorker running animation jobs with one loaded model."""
 
@@ -112,34 +159,95 @@ class MCNetWorker(SimpleWorker):
         self.parts = parts
         self.heartbeat_interval = settings.heartbeat_interval
         self.shutdown_grace = settings.shutdown_grace
+        self.patience = settings.redis_patience
         self._deadline: float | None = None
-        self.push_exc_handler(self._classify_failure)
+        self._run: _Run | None = None
+        self._outcome = Outcome.FAILED.value
+        self.recovery = Recovery(self.connection, self.queues, settings)
 
-    # registration ----------------------------------------------------------------------
+    # birth, death, Redis outages --------------------------------------------------------
     def register_birth(self) -> None:
-        """RQ's registration, plus the model this worker runs (`/readyz` shows it)."""
+        """Register; a name left by a worker that died (same host, process gone, or no
+        heartbeat for `worker_ttl`) is taken over, a live one refused."""
+        old = self.connection.hgetall(self.key)
+        if old and b"death" not in old and "death" not in old:
+            if not self._predecessor_gone(old):
+                raise WorkerNameTakenError(
+                    f"A live worker is already named {self.name!r}; choose another --name."
+                )
+            logger.warning("worker name %s: its previous worker is gone; taking it over", self.name)
+            self.connection.delete(self.key)
         super().register_birth()
-        self.connection.hset(self.key, MODEL_FIELD, self.parts.model)
+        self.connection.hset(self.key, MODEL_FIELD, self.parts.model)  # /readyz shows it
+
+    def _predecessor_gone(self, raw: dict[Any, Any]) -> bool:
+        old = {_text(k): _text(v) for k, v in raw.items()}
+        host, pid = old.get("hostname", ""), old.get("pid", "")
+        if host == socket.gethostname() and pid.isdigit():
+            return int(pid) == os.getpid() or not _pid_alive(int(pid))
+        beat = old.get("last_heartbeat", "")
+        try:
+            age = (now() - utcparse(beat)).total_seconds()
+        except ValueError:
+            return True
+        return age > self.worker_ttl
+
+    def bootstrap(self, *args: Any, **kwargs: Any) -> None:
+        """Register, then recover abandoned jobs from a thread for as long as it works."""
+        super().bootstrap(*args, **kwargs)
+        self.recovery.start()
+
+    def teardown(self) -> None:
+        """Stop the recovery thread, then as RQ does."""
+        self.recovery.stop()
+        super().teardown()
+
+    def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
+        """RQ's heartbeat; without Redis the worker waits instead of quitting. Sent at once
+        (no pipeline) and taken by Redis, it also touches the health file."""
+        if pipeline is not None:
+            super().heartbeat(timeout, pipeline)
+            return
+        try:
+            super().heartbeat(timeout)
+        except RedisError as exc:
+            logger.warning("heartbeat failed: %s", exc)
+            return
+        self._mark_alive()
+
+    def check_for_suspension(self, burst: bool) -> None:
+        """RQ's check, waiting for Redis (with backoff) rather than quitting without it."""
+        wait = 1.0
+        while True:
+            try:
+                super().check_for_suspension(burst)
+                return
+            except RedisError as exc:
+                if self._stop_requested:
+                    return
+                logger.warning("Redis unavailable, waiting %.0f s: %s", wait, exc)
+                time.sleep(wait)
+                wait = min(wait * 2, 30.0)
 
     # heartbeats -------------------------------------------------------------------------
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
-        """Short: a job whose worker stops beating is recovered in seconds, not hours."""
-        return max(5, int(self.heartbeat_interval * 3 + 2))
+        """Score of the job in RQ's started registry: past its time limit. Recovery goes by
+        the lease (worker.recovery), never by this score, so it only has to outlast the run."""
+        limit = job.timeout if job.timeout and job.timeout > 0 else 3600
+        return int(max(limit - working_time, 0) + self.worker_ttl)
 
-    def _beat(self, job: Job, execution: Execution, stop: threading.Event) -> None:
+    def _beat(self, job: Job, execution: Execution, run: _Run, stop: threading.Event) -> None:
         while not stop.wait(self.heartbeat_interval):
             try:
+                if not run.lease.renew():
+                    logger.warning("job %s: another worker took the job over", job.id)
+                    run.lost.set()
+                    return
                 self.maintain_heartbeats(job, execution)
             except RedisError as exc:
                 logger.warning("heartbeat failed: %s", exc)
             else:
                 self._mark_alive()
-
-    def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
-        """RQ's heartbeat; when sent at once (no pipeline), also touch the health file."""
-        super().heartbeat(timeout, pipeline)
-        if pipeline is None:
-            self._mark_alive()
 
     def _mark_alive(self) -> None:
         path = self.parts.settings.health_file
@@ -151,12 +259,34 @@ class MCNetWorker(SimpleWorker):
 
     # running a job ----------------------------------------------------------------------
     def execute_job(self, job: Job, queue: Queue) -> None:
-        """Run one job in this process with heartbeats, context and metrics around it."""
+        """Take the job's lease, run it with heartbeats, context and metrics around it."""
+        settings = self.parts.settings
         metrics = self.parts.metrics
-        execution = self.prepare_execution(job)
+        try:
+            lease = retrying(
+                lambda: Lease.acquire(
+                    self.connection, job.id, settings.lease_ttl, fence_keep(settings)
+                ),
+                f"job {job.id}: lease",
+                self.patience,
+            )
+        except RedisError:
+            return  # still in the intermediate queue: RQ's maintenance requeues it
+        if not isinstance(lease, Lease):
+            why = "it has already ended" if lease < 0 else "another worker is running it"
+            logger.warning("job %s not run: %s", job.id, why)
+            self._forget_dequeued(job, queue)
+            return
+        run = _Run(lease, threading.Event())
+        try:
+            execution = retrying(
+                lambda: self.prepare_execution(job), f"job {job.id}: start", self.patience
+            )
+        except RedisError:
+            return  # the lease lapses; RQ's maintenance requeues it from the intermediate queue
         stop = threading.Event()
         beats = threading.Thread(
-            target=self._beat, args=(job, execution, stop), name="heartbeat", daemon=True
+            target=self._beat, args=(job, execution, run, stop), name="heartbeat", daemon=True
         )
         context = WorkerContext(
             animator=self.parts.animator,
@@ -164,108 +294,185 @@ class MCNetWorker(SimpleWorker):
             connection=self.connection,
             metrics=metrics,
             should_stop=self.shutdown_due,
+            lease=lease,
+            lost=run.lost,
+            redis_patience=self.patience,
             work_dir=self.parts.settings.work_dir,
             media_settings=self.parts.media_settings,
             model=self.parts.model,
         )
         job.meta.pop("outcome", None)  # an earlier run's
+        self._run = run
+        self._outcome = Outcome.FAILED.value
         metrics.busy.set(1)
         started = time.perf_counter()
         beats.start()
         try:
             with worker_context(context):
-                ok = self.perform_job(job, queue, execution)
+                self.perform_job(job, queue, execution)
         finally:
             stop.set()
             beats.join()
+            self._run = None
             metrics.busy.set(0)
             metrics.frames_done.set(0)
             metrics.frames_total.set(0)
-        failure = None if ok else JobOutcome.from_meta(job.meta)
-        outcome = Outcome.FINISHED if ok else failure.outcome if failure else Outcome.FAILED
-        metrics.jobs.labels(outcome.value).inc()
-        metrics.job_seconds.labels(outcome.value).observe(time.perf_counter() - started)
-        self.set_state(WorkerStatus.IDLE)
-
-    def _classify_failure(
-        self, job: Job, exc_type: type[BaseException], exc_value: BaseException, tb: Any
-    ) -> bool:
-        """Exception handler: store what a failure means in the job before RQ records it."""
-        outcome = outcome_of(job, exc_type, exc_value)
-        if outcome is None:
-            return True
-        job.meta["outcome"] = outcome.as_dict()
-        if outcome.outcome is Outcome.FAILED and not outcome.retry:
-            job.retries_left = 0
+        metrics.jobs.labels(self._outcome).inc()
+        metrics.job_seconds.labels(self._outcome).observe(time.perf_counter() - started)
         try:
-            job.save_meta()
+            self.set_state(WorkerStatus.IDLE)
         except RedisError as exc:
-            logger.warning("job %s: meta not saved: %s", job.id, exc)
+            logger.warning("worker state not saved: %s", exc)
+
+    def _forget_dequeued(self, job: Job, queue: Queue) -> None:
+        try:
+            queue.intermediate_queue.remove(job.id)
+        except RedisError as exc:
+            logger.warning("job %s: not removed from the intermediate queue: %s", job.id, exc)
+
+    def perform_job(self, job: Job, queue: Queue, execution: Execution) -> bool:
+        """Run the job under its time limit and record its outcome, fenced by its lease.
+
+        Unlike RQ's, every Redis call here is retried for `redis_patience` seconds, and a
+        run that lost its lease records nothing."""
+        run = self._run
+        if run is None:
+            raise RuntimeError("perform_job runs inside execute_job")
+        try:
+            retrying(
+                lambda: self.prepare_job_execution(
+                    job, remove_from_intermediate_queue=len(self.queues) == 1
+                ),
+                f"job {job.id}: start",
+                self.patience,
+            )
+            job.started_at = now()
+            timeout = job.timeout or self.queue_class.DEFAULT_TIMEOUT
+            with self.death_penalty_class(timeout, JobTimeoutException, job_id=job.id):
+                value = job.perform()
+        except BaseException:  # the run's outcome, whatever ended it
+            job.ended_at = now()
+            self._record_failure(run, job, queue, execution, sys.exc_info())
+            return False
+        job.ended_at = now()
+        job._result = value
+        return self._record_success(run, job, queue, execution)
+
+    def _record(self, run: _Run, job: Job, what: str, write: Callable[[Pipeline], None]) -> bool:
+        """Run `write` in a transaction that holds only while this run owns the job."""
+
+        def transaction() -> None:
+            with self.connection.pipeline() as pipe:
+                run.lease.guard(pipe)
+                pipe.multi()
+                write(pipe)
+                run.lease.release(pipe)
+                pipe.execute()
+
+        try:
+            retrying(transaction, f"job {job.id}: {what}", self.patience)
+        except (LeaseLostError, WatchError):
+            self._outcome = "lost"
+            logger.warning(
+                "job %s: another worker owns the job now; this run records nothing", job.id
+            )
+            return False
+        except RedisError as exc:
+            self._outcome = "unrecorded"
+            logger.error(
+                "job %s: %s not recorded (%s); the job will be recovered", job.id, what, exc
+            )
+            return False
         return True
 
-    def handle_exception(self, job: Job, *exc_info: Any) -> None:
-        """A user's mistake, a cancel or a shutdown is one line, not RQ's ERROR traceback."""
-        exc_type, exc_value = exc_info[0], exc_info[1]
-        if exc_type is not None and issubclass(exc_type, ShutdownRequeueError):
-            pass  # _requeue says it in one WARNING line
-        elif exc_type is not None and issubclass(exc_type, JobCanceledError):
-            logger.info("job %s: %s", job.id, exc_value)
-        elif exc_type is not None and issubclass(exc_type, MCNetError) and exc_type.status < 500:
-            logger.info("job %s failed on its input: %s", job.id, exc_value)
-        else:
-            super().handle_exception(job, *exc_info)
-            return
-        call_exception_handlers(self._exc_handlers, job, *exc_info)
+    def _record_success(self, run: _Run, job: Job, queue: Queue, execution: Execution) -> bool:
+        result_ttl = job.get_result_ttl(self.default_result_ttl)
+        started_at = job.started_at or job.ended_at
 
-    def handle_job_failure(
-        self,
-        job: Job,
-        queue: Queue,
-        started_job_registry: Any = None,
-        exc_string: str = "",
-        execution: Execution | None = None,
-    ) -> None:
-        """Canceled jobs end `canceled`, interrupted ones are requeued, the rest as RQ does."""
-        stored = JobOutcome.from_meta(job.meta)
-        outcome = stored.outcome if stored is not None else Outcome.FAILED
+        def write(pipe: Pipeline) -> None:
+            self.increment_successful_job_count(pipeline=pipe)
+            job._handle_success(
+                result_ttl,
+                pipeline=pipe,
+                worker_name=self.name,
+                execution_id=execution.id,
+                execution_started_at=execution.created_at,
+                execution_ended_at=job.ended_at,
+            )
+            job.cleanup(result_ttl, pipeline=pipe, remove_from_queue=False)
+            self.cleanup_execution(job, pipeline=pipe, execution=execution)
+
+        if not self._record(run, job, "finished", write):
+            return False
+        self._outcome = Outcome.FINISHED.value
+        seconds = (job.ended_at - started_at).total_seconds() if job.ended_at and started_at else 0
+        logger.info("job %s: rendered and recorded finished (%.1f s)", job.id, seconds)
         try:
-            if outcome is Outcome.CANCELED:
-                self._end_canceled(job, queue, execution)
-                return
-            if outcome is Outcome.REQUEUED:
-                self._requeue(job, queue, execution)
-                return
-        except RedisError:
-            logger.exception("job %s: could not record %s; failing it instead", job.id, outcome)
-        super().handle_job_failure(job, queue, started_job_registry, exc_string, execution)
+            self.parts.storage.delete_inputs(job.id)
+        except (StorageError, OSError) as exc:
+            logger.warning("job %s: inputs not deleted (they expire): %s", job.id, exc)
+        return True
 
-    def _end_canceled(self, job: Job, queue: Queue, execution: Execution | None) -> None:
-        ttl = self.parts.settings.failure_ttl
-        with self.connection.pipeline() as pipe:
-            job.set_status(JobStatus.CANCELED, pipeline=pipe)
-            pipe.hset(job.key, "ended_at", now().strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
-            self.cleanup_execution(job, pipeline=pipe, execution=execution)
-            CanceledJobRegistry(queue.name, connection=self.connection).add(job, pipeline=pipe)
-            pipe.expire(job.key, ttl)
-            pipe.execute()
-        logger.info("job %s canceled while running", job.id)
-
-    def _requeue(self, job: Job, queue: Queue, execution: Execution | None) -> None:
+    def _record_failure(
+        self, run: _Run, job: Job, queue: Queue, execution: Execution, exc_info: Any
+    ) -> None:
+        exc_type, exc_value = exc_info[0], exc_info[1]
+        if isinstance(exc_value, LeaseLostError):
+            self._outcome = "lost"
+            logger.warning("job %s: another worker owns the job now; this run stopped", job.id)
+            return
+        if isinstance(exc_value, RedisError):
+            self._outcome = "unrecorded"
+            logger.error(
+                "job %s: Redis unavailable (%s); the job will be recovered", job.id, exc_value
+            )
+            return
+        outcome = outcome_of(job, exc_type, exc_value) or JobOutcome(Outcome.FAILED, retry=True)
+        if outcome.outcome is Outcome.FAILED and outcome.error is None:
+            logger.error("job %s failed", job.id, exc_info=exc_info)
+        else:
+            logger.info(
+                "job %s: %s (%s)", job.id, outcome.outcome.value, outcome.error or exc_value
+            )
+        exc_string = "".join(traceback.format_exception(*exc_info))
+        retry = outcome.outcome is Outcome.FAILED and outcome.retry and bool(job.retries_left)
         frames = int(job.meta.get("frames_total", 0) or 0)
-        job.meta["progress"] = Progress(Stage.QUEUED, 0, frames).as_dict()
-        job.meta.pop("outcome", None)
-        with self.connection.pipeline() as pipe:
+        if outcome.outcome is Outcome.REQUEUED or retry:
+            job.meta["progress"] = Progress(Stage.QUEUED, 0, frames).as_dict()
+        if outcome.outcome is Outcome.REQUEUED:
+            job.meta.pop("outcome", None)
+        else:
+            job.meta["outcome"] = outcome.as_dict()
+        ended = job.ended_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ") if job.ended_at else ""
+
+        def write(pipe: Pipeline) -> None:
+            pipe.hset(job.key, "meta", SERIALIZER.dumps(job.meta))
             self.cleanup_execution(job, pipeline=pipe, execution=execution)
-            pipe.execute()
-        job.started_at = None
-        queue.enqueue_job(job, at_front=True)
-        logger.warning("job %s stopped by shutdown and put back at the front of the queue", job.id)
+            if outcome.outcome is Outcome.CANCELED:
+                job.set_status(JobStatus.CANCELED, pipeline=pipe)
+                pipe.hset(job.key, "ended_at", ended)
+                CanceledJobRegistry(queue.name, connection=self.connection).add(job, pipeline=pipe)
+                pipe.expire(job.key, self.parts.settings.failure_ttl)
+            elif outcome.outcome is Outcome.REQUEUED:
+                job.started_at = None
+                queue._enqueue_job(job, pipeline=pipe, at_front=True)
+            elif retry:
+                job.started_at = None
+                job.retry(queue, pipe)
+            else:
+                self.increment_failed_job_count(pipe)
+                job.set_status(JobStatus.FAILED, pipeline=pipe)
+                job._handle_failure(exc_string, pipe, worker_name=self.name)
+                pipe.hset(job.key, "ended_at", ended)
+
+        if self._record(run, job, outcome.outcome.value, write):
+            self._outcome = outcome.outcome.value
 
     # shutdown ---------------------------------------------------------------------------
     def request_stop(self, signum: Any, frame: Any) -> None:
         """First SIGTERM/SIGINT: let the current job run `shutdown_grace` more seconds."""
         self._deadline = time.monotonic() + self.shutdown_grace
-        if self.get_state() == WorkerStatus.BUSY:
+        if self._run is not None:
             logger.info("shutdown: the current job may run %.0f s more", self.shutdown_grace)
         super().request_stop(signum, frame)
 
@@ -274,11 +481,23 @@ class MCNetWorker(SimpleWorker):
         return self._deadline is not None and time.monotonic() >= self._deadline
 
     # maintenance ------------------------------------------------------------------------
+    def clean_registries(self) -> None:
+        """RQ's registry cleanup, except the started registry: recovering a running job
+        goes by its lease (worker.recovery), never by RQ's heartbeat score."""
+        for queue in self.queues:
+            if queue.acquire_maintenance_lock():
+                for kind in (FinishedJobRegistry, FailedJobRegistry, DeferredJobRegistry):
+                    kind(queue.name, connection=self.connection, serializer=SERIALIZER).cleanup()
+                worker_registration.clean_worker_registry(queue)
+                queue.intermediate_queue.cleanup(self, queue)
+                queue.release_maintenance_lock()
+        self.last_cleaned_at = now()  # type: ignore[assignment]  # (RQ's stub: None)
+
     def run_maintenance_tasks(self) -> None:
-        """RQ's registry cleanup, plus expiry of old files and canceled jobs."""
-        super().run_maintenance_tasks()
+        """Registry cleanup, plus expiry of old files and canceled jobs."""
         settings = self.parts.settings
         try:
+            super().run_maintenance_tasks()
             removed = self.parts.storage.expire_all(
                 input_ttl=settings.input_ttl, result_ttl=settings.result_ttl
             )
@@ -286,7 +505,30 @@ class MCNetWorker(SimpleWorker):
                 logger.info("storage: %d expired objects deleted", removed)
             JobQueue(self.connection, settings).prune_canceled()
         except (StorageError, RedisError, OSError) as exc:
+            self.last_cleaned_at = now()  # type: ignore[assignment]  # (RQ's stub: None)
             logger.warning("maintenance failed: %s", exc)
+
+
+def prepare_work_dir(work_dir: Path | None) -> None:
+    """Create the configured work folder (ValueError when it cannot be used) and sweep the
+    job folders that workers which died on this host left in it."""
+    if work_dir is not None:
+        try:
+            work_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ValueError(f"MCNET_WORK_DIR {work_dir} cannot be created: {exc}") from exc
+        if not os.access(work_dir, os.W_OK | os.X_OK):
+            raise ValueError(f"MCNET_WORK_DIR {work_dir} is not writable")
+    root = work_dir or Path(tempfile.gettempdir())
+    pattern = re.compile(re.escape(JOB_FOLDER_PREFIX) + r"(\d+)-")
+    for folder in root.glob(JOB_FOLDER_PREFIX + "*"):
+        match = pattern.match(folder.name)
+        if match is None or not folder.is_dir():
+            continue
+        pid = int(match.group(1))
+        if pid == os.getpid() or not _pid_alive(pid):
+            shutil.rmtree(folder, ignore_errors=True)
+            logger.info("removed the work folder %s of a worker that stopped", folder.name)
 
 
 def media_settings(settings: WorkerSettings) -> MediaSettings:
@@ -341,6 +583,7 @@ def main(argv: list[str] | None = None) -> int:
         metrics.model_load_seconds.set(time.perf_counter() - started)
         storage = open_storage(settings.storage_url, s3_endpoint_url=settings.s3_endpoint_url)
         storage.check()
+        prepare_work_dir(settings.work_dir)
     except (MCNetError, StorageError, ValueError) as exc:
         logger.error("%s", exc)
         return 2
@@ -370,7 +613,13 @@ def main(argv: list[str] | None = None) -> int:
         model=describe_model(settings),
     )
     worker = MCNetWorker([queue], parts, name=name, connection=connection)
-    worker.work(burst=args.burst, logging_level=logging.getLevelName(logger.getEffectiveLevel()))
+    try:
+        worker.work(
+            burst=args.burst, logging_level=logging.getLevelName(logger.getEffectiveLevel())
+        )
+    except WorkerNameTakenError as exc:
+        logger.error("%s", exc)
+        return 2
     return 0
 
 

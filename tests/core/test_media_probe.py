@@ -71,6 +71,20 @@ def test_probe_image_refusals(tmp_path: Path) -> None:
         probe_image(jpeg, MediaLimits(max_image_side=399))
 
 
+def test_probe_image_png_data_is_checked_in_pieces(tmp_path: Path) -> None:
+    picture = np.random.default_rng(1).integers(0, 256, (300, 500, 3), dtype=np.uint8)
+    png = write_image(tmp_path / "a.png", picture, fmt="PNG")
+    assert (probe_image(png).width, probe_image(png).height) == (500, 300)
+    with pytest.raises(InvalidInputError, match="truncated"):
+        probe_image(truncate(png, 0.6, tmp_path / "cut.png"))
+    data = bytearray(png.read_bytes())
+    start = data.index(b"IDAT") + 4 + 100
+    data[start : start + 64] = bytes(64)  # damaged compressed data
+    (tmp_path / "bad.png").write_bytes(bytes(data))
+    with pytest.raises(InvalidInputError):
+        probe_image(tmp_path / "bad.png")
+
+
 def test_probe_image_bomb_is_refused_from_its_header(tmp_path: Path) -> None:
     with pytest.raises(InputTooLargeError):
         probe_image(write_png_header(tmp_path / "bomb.png", 50_000, 50_000))

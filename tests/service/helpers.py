@@ -182,6 +182,8 @@ def worker_env(redis_url: str, storage_url: str, queue: str, **extra: str) -> di
             "MCNET_DEVICE": "cpu",
             "MCNET_BATCH_SIZE": "2",
             "MCNET_HEARTBEAT_INTERVAL": "0.5",
+            "MCNET_LEASE_TTL": "4",
+            "MCNET_RECOVERY_INTERVAL": "0.5",
             "MCNET_WORKER_TTL": "20",
             "MCNET_MAINTENANCE_INTERVAL": "2",
             "MCNET_SHUTDOWN_GRACE": "0",

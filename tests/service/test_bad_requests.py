@@ -236,7 +236,8 @@ def test_api_keys(stack: Stack, media: tuple[bytes, bytes]) -> None:
         )
         assert accepted.status_code == 202, accepted.text
         assert client.get("/healthz").status_code == 200
-        assert client.get("/metrics").status_code == 200
+        assert client.get("/metrics").status_code == 401  # operator pages need the key too
+        assert client.get("/metrics", headers=good).status_code == 200
 
 
 def test_openapi_documents_every_option(api: httpx.Client) -> None:

@@ -29,13 +29,17 @@ from service.uploads import FormLimits, receive_form
         ("items=0-1", None),
         ("bytes=a-b", None),
         ("bytes=", None),
+        ("bytes=0-" + "9" * 5000, (0, 99)),  # a huge end: to the end of the file
+        ("bytes=-" + "9" * 5000, (0, 99)),
     ],
 )
 def test_parse_range(header: str | None, expected: tuple[int, int] | None) -> None:
     assert parse_range(header, 100) == expected
 
 
-@pytest.mark.parametrize("header", ["bytes=100-", "bytes=100-200", "bytes=-0"])
+@pytest.mark.parametrize(
+    "header", ["bytes=100-", "bytes=100-200", "bytes=-0", "bytes=" + "9" * 4300 + "-"]
+)
 def test_unsatisfiable_ranges(header: str) -> None:
     with pytest.raises(RangeNotSatisfiableError):
         parse_range(header, 100)

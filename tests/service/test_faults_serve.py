@@ -1,0 +1,81 @@
+"""`mcnet serve` supervises its worker: killed, it is started again; /readyz answers 503
+until it is back, and jobs submitted meanwhile run once it is."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+from tests.service.helpers import ROOT, free_port, make_inputs, submit, wait_for, wait_status
+
+
+def _worker_pids(parent: int) -> list[int]:
+    """Children of `parent` running `core.cli worker`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            command = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == parent and b"worker" in command:
+            found.append(int(entry.name))
+    return found
+
+
+def test_serve_restarts_a_worker_that_dies(tmp_path: Path) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MCNET_", "REDIS_URL"))}
+    env.pop("STORAGE_URL", None)
+    env.update(
+        {
+            "MCNET_MODEL_CONFIG": "tiny",
+            "MCNET_DEVICE": "cpu",
+            "OMP_NUM_THREADS": "1",
+            "PYTHONPATH": str(ROOT),
+            "MCNET_HEARTBEAT_INTERVAL": "0.5",
+            "MCNET_LEASE_TTL": "4",
+            "MCNET_RECOVERY_INTERVAL": "0.5",
+        }
+    )
+    command = [
+        sys.executable, "-m", "core.cli", "serve", "--demo-weights", "--port", str(port),
+        "--data", str(tmp_path / "data"), "--worker-metrics-port", "0",
+    ]  # fmt: skip
+    log_path = tmp_path / "serve.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+
+                def ready() -> bool:
+                    assert process.poll() is None, log_path.read_text()
+                    try:
+                        return client.get("/readyz").status_code == 200
+                    except httpx.HTTPError:
+                        return False
+
+                wait_for(ready, 90, "mcnet serve to be ready", 0.2)
+                [first] = _worker_pids(process.pid)
+                os.kill(first, signal.SIGKILL)
+                wait_for(lambda: client.get("/readyz").status_code == 503, 10, "/readyz to say 503")
+                source, driving = make_inputs(tmp_path, frames=2)
+                job_id = submit(client, source, driving).json()["id"]
+                wait_for(ready, 90, "the worker to be back", 0.2)
+                assert _worker_pids(process.pid) != [first]
+                assert wait_status(client, job_id, timeout=90)["status"] == "finished"
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(60) == 0, log_path.read_text()
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    assert "starting it again" in log_path.read_text()
