@@ -178,6 +178,24 @@ class JobQueue:
             raise JobNotFoundError(job_id)
         return self._info(job)
 
+    def infos(self, job_ids: list[str]) -> dict[str, JobInfo]:
+        """Status of several jobs, read in one round trip (read only); ids of jobs that do
+        not exist (or are malformed) are left out."""
+        valid = []
+        for job_id in job_ids:
+            try:
+                valid.append(check_job_id(job_id))
+            except ValueError:
+                continue
+        if not valid:
+            return {}
+        found = Job.fetch_many(valid, connection=self.connection, serializer=SERIALIZER)
+        return {job.id: self._info(job) for job in found if job is not None}
+
+    def queue_positions(self) -> dict[str, int]:
+        """Place of each waiting job in the queue (1: the next to run), in one read."""
+        return {job_id: place for place, job_id in enumerate(self.queue.get_job_ids(), 1)}
+
     def _info(self, job: Job) -> JobInfo:
         meta = job.meta or {}
         state = state_of(job.get_status(refresh=False), meta)

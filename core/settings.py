@@ -91,7 +91,11 @@ class ApiSettings(QueueSettings):
     api_keys: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         validation_alias=AliasChoices("API_KEYS", "MCNET_API_KEYS"),
-        description="Comma-separated bearer keys; empty: no authentication.",
+        description="Comma-separated bearer keys, each `name:key` (the name shows in logs "
+        "and metrics and owns the key's jobs) or a bare key; empty: no authentication.",
+    )
+    events_interval: float = Field(
+        default=0.5, gt=0, description="Seconds between reads of watched jobs (progress events)."
     )
     max_image_bytes: int = Field(default=32 * 2**20, gt=0, description="Largest source upload.")
     max_video_bytes: int = Field(default=512 * 2**20, gt=0, description="Largest driving upload.")

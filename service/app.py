@@ -21,14 +21,20 @@ from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core.errors import MCNetError
+from core.idempotency import IdempotencyStore
 from core.jobs import JobQueue
+from core.keys import parse_api_keys
 from core.options import JobOptions
+from core.ownership import JobOwners
+from core.protocol import job_timeout
 from core.settings import ApiSettings
 from core.storage import FileStorage, Storage, StorageError, open_storage
 from service.api_docs import mount_api_docs
 from service.deps import Services
+from service.events import JobWatcher
 from service.metrics import ApiMetrics, QueueCollector
 from service.routes import health_router, jobs_router
+from service.routes_jobs import owned_router
 from service.uploads import FormLimits
 from service.web import mount_web
 
@@ -62,6 +68,14 @@ def spool_folder(settings: ApiSettings, storage: Storage) -> Path | None:
         logger.warning("spool folder %s unusable (%s); using the temp folder", folder, exc)
         return None
     return folder
+
+
+def job_retention(settings: ApiSettings) -> int:
+    """Seconds a job can be known to Redis: waiting inputs, the longest job, its result."""
+    longest = job_timeout(
+        settings.max_video_frames, settings.job_timeout_base, settings.job_timeout_per_frame
+    )
+    return settings.input_ttl + longest + max(settings.result_ttl, settings.failure_ttl)
 
 
 class MetricsMiddleware:
@@ -142,7 +156,9 @@ def create_app(
         storage=storage,
         metrics=metrics,
         registry=registry,
-        api_keys=tuple(key.encode() for key in settings.api_keys),
+        api_keys=parse_api_keys(settings.api_keys),
+        owners=JobOwners(redis, settings.queue_name, job_retention(settings)),
+        idempotency=IdempotencyStore(redis, settings.queue_name, job_retention(settings)),
         media_limits=settings.media_limits(),
         form_limits=FormLimits(
             files={"source": settings.max_image_bytes, "driving": settings.max_video_bytes},
@@ -150,7 +166,9 @@ def create_app(
         ),
         spool_dir=spool_folder(settings, storage),
     )
+    app.state.watcher = JobWatcher(jobs, metrics, settings.events_interval)
     app.include_router(jobs_router)
+    app.include_router(owned_router)
     app.include_router(health_router)
     mount_web(app)
     app.add_middleware(MetricsMiddleware, metrics=metrics)

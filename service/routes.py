@@ -7,18 +7,19 @@ carry their HTTP status (core.errors), answered by the app's one exception handl
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 
 from core.errors import JobStateError, RangeNotSatisfiableError, ResultGoneError
+from core.idempotency import check_idempotency_key
 from core.jobs import JobInfo
 from core.protocol import JobState, Stage
 from core.storage import Storage, StorageError, result_key
-from service.deps import Services, ServicesDep, require_key
+from service.deps import OwnerDep, Services, ServicesDep, check_owner, require_key
 from service.ranges import parse_range
 from service.schemas import (
     ErrorBody,
@@ -55,10 +56,11 @@ def _links(request: Request, job_id: str) -> Links:
     return Links(
         self=root + request.app.url_path_for("job_status", job_id=job_id),
         result=root + request.app.url_path_for("job_result", job_id=job_id),
+        events=root + request.app.url_path_for("job_events", job_id=job_id),
     )
 
 
-def _job_body(request: Request, info: JobInfo) -> JobBody:
+def job_body(request: Request, info: JobInfo) -> JobBody:
     links = _links(request, info.id)
     return JobBody(
         id=info.id,
@@ -83,13 +85,32 @@ def _job_body(request: Request, info: JobInfo) -> JobBody:
     openapi_extra={"requestBody": animate_request_schema()},
     summary="Animate a photo with a driving video",
 )
-async def animate(request: Request, response: Response, services: ServicesDep) -> SubmitResponse:
+async def animate(
+    request: Request,
+    response: Response,
+    services: ServicesDep,
+    owner: OwnerDep,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            description="Any unique string (a UUID): a retried submit with the same key, "
+            "files and options returns the first job (`Idempotent-Replayed: true`) instead "
+            "of queueing another; the same key with other files or options is a 422. Kept "
+            "as long as the job."
+        ),
+    ] = None,
+) -> SubmitResponse:
     """Queue a job: multipart/form-data with `source` (photo), `driving` (video) and
-    any option fields. Answers 202 with the job id; poll `links.self`."""
-    job_id = await submit_job(request, services)
+    any option fields. Answers 202 with the job id; follow `links.self` or `links.events`."""
+    key = check_idempotency_key(idempotency_key) if idempotency_key is not None else None
+    job_id, replayed = await submit_job(request, services, owner, key)
     links = _links(request, job_id)
     response.headers["Location"] = links.self
-    return SubmitResponse(id=job_id, status=JobState.QUEUED.value, links=links)
+    status = JobState.QUEUED
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+        status = (await run_in_threadpool(services.jobs.info, job_id)).status
+    return SubmitResponse(id=job_id, status=status.value, links=links)
 
 
 @jobs_router.get(
@@ -99,10 +120,13 @@ async def animate(request: Request, response: Response, services: ServicesDep) -
     responses=_NOT_FOUND,
     summary="Status and progress of a job",
 )
-async def job_status(job_id: str, request: Request, services: ServicesDep) -> JobBody:
+async def job_status(
+    job_id: str, request: Request, services: ServicesDep, owner: OwnerDep
+) -> JobBody:
     """State (queued, started, finished, failed, canceled), progress, times, options."""
+    await run_in_threadpool(check_owner, services, owner, job_id)
     info = await run_in_threadpool(services.jobs.info, job_id)
-    return _job_body(request, info)
+    return job_body(request, info)
 
 
 @jobs_router.head("/jobs/{job_id}/result", include_in_schema=False)
@@ -119,8 +143,11 @@ async def job_status(job_id: str, request: Request, services: ServicesDep) -> Jo
     },
     summary="Download the result MP4 (Range requests supported)",
 )
-async def job_result(job_id: str, request: Request, services: ServicesDep) -> Response:
+async def job_result(
+    job_id: str, request: Request, services: ServicesDep, owner: OwnerDep
+) -> Response:
     """The MP4 of a finished job; `Range: bytes=a-b` answers 206 with that part."""
+    await run_in_threadpool(check_owner, services, owner, job_id)
     info = await run_in_threadpool(services.jobs.info, job_id)
     if info.status is not JobState.FINISHED:
         reason = f" ({info.error})" if info.error else ""
@@ -144,10 +171,13 @@ async def job_result(job_id: str, request: Request, services: ServicesDep) -> Re
     },
     summary="Cancel a job",
 )
-async def cancel_job(job_id: str, request: Request, services: ServicesDep) -> JobBody:
+async def cancel_job(
+    job_id: str, request: Request, services: ServicesDep, owner: OwnerDep
+) -> JobBody:
     """A queued job never runs; a running one stops between frame batches."""
+    await run_in_threadpool(check_owner, services, owner, job_id)
     info = await run_in_threadpool(services.jobs.cancel, job_id)
-    return _job_body(request, info)
+    return job_body(request, info)
 
 
 @health_router.get("/healthz", summary="The process is alive")

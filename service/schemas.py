@@ -22,6 +22,7 @@ class Links(BaseModel):
 
     self: str = Field(description="Status of the job (GET), cancel (DELETE).")
     result: str = Field(description="The MP4 once the job has finished.")
+    events: str = Field(description="Server-Sent Events of the job's progress until it ends.")
 
 
 class SubmitResponse(BaseModel):
@@ -57,6 +58,26 @@ class JobBody(BaseModel):
     )
     result_url: str | None = Field(None, description="The MP4, once the job has finished.")
     links: Links
+
+
+class JobList(BaseModel):
+    """Answer to GET /jobs: a page of the caller's jobs, newest first."""
+
+    jobs: list[JobBody]
+    next_cursor: str | None = Field(
+        None,
+        description="Pass as `cursor` for the next (older) page; null on the last page. A "
+        "page filtered by status may hold fewer than `limit` jobs: go on while this is set.",
+    )
+
+
+class JobEvent(JobBody):
+    """The data of each Server-Sent Event of GET /jobs/{id}/events: the job as GET
+    /jobs/{id} answers it, plus its place in the queue while it waits."""
+
+    queue_position: int | None = Field(
+        None, description="1: the next job to run; null once it has started."
+    )
 
 
 def animate_request_schema() -> dict[str, Any]:

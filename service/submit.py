@@ -19,6 +19,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from core.errors import InvalidOptionsError, InvalidRequestError, MCNetError, UnsupportedMediaError
+from core.idempotency import fingerprint
+from core.keys import ANONYMOUS
 from core.media_probe import MediaLimits, probe_image, probe_video
 from core.options import JobOptions
 from core.storage import INPUT_NAMES, input_key
@@ -64,8 +66,11 @@ async def _probe(
         ) from exc
 
 
-async def submit_job(request: Request, ctx: Services) -> str:
-    """Handle one POST /animate; return the new job's id. Raises domain errors (core.errors)."""
+async def submit_job(
+    request: Request, ctx: Services, owner: str = ANONYMOUS, idempotency_key: str | None = None
+) -> tuple[str, bool]:
+    """Handle one POST /animate for `owner`; return the job's id and whether it is the
+    earlier job of the same `idempotency_key` (a retry). Raises domain errors (core.errors)."""
     job_id = str(uuid.uuid4())
     with tempfile.TemporaryDirectory(dir=ctx.spool_dir, prefix="mcnet-upload-") as folder:
         form = await receive_form(request, Path(folder), ctx.form_limits)
@@ -81,17 +86,28 @@ async def submit_job(request: Request, ctx: Services) -> str:
         await _probe(probe_image, form.files["source"], ctx.media_limits, "photo")
         video = await _probe(probe_video, form.files["driving"], ctx.media_limits, "driving video")
         options.check_best_frame(video.frames)
+        if idempotency_key is not None:
+            claim = fingerprint(form.digests, options.model_dump(mode="json"))
+            earlier = await run_in_threadpool(
+                ctx.idempotency.claim, owner, idempotency_key, claim, job_id
+            )
+            if earlier is not None:
+                logger.info("job %s returned again (idempotent retry, key %s)", earlier, owner)
+                return earlier, True
         stored: list[str] = []
         try:
             for part in INPUT_NAMES:
                 key = input_key(job_id, part)
                 await run_in_threadpool(ctx.storage.put_file, key, form.files[part], move=True)
                 stored.append(key)
+            await run_in_threadpool(ctx.owners.record, job_id, owner)
             await run_in_threadpool(ctx.jobs.submit, job_id, options, video)
         except BaseException:
             for key in stored:
                 await run_in_threadpool(ctx.storage.delete, key)
+            if idempotency_key is not None:
+                await run_in_threadpool(ctx.idempotency.release, owner, idempotency_key, job_id)
             raise
     ctx.metrics.jobs_submitted.inc()
-    logger.info("job %s queued (%d frames)", job_id, video.frames)
-    return job_id
+    logger.info("job %s queued (%d frames, key %s)", job_id, video.frames, owner)
+    return job_id, False
