@@ -133,9 +133,16 @@ class JobQueue:
         self.queue = Queue(settings.queue_name, connection=connection, serializer=SERIALIZER)
 
     # submission -------------------------------------------------------------------------
-    def submit(self, job_id: str, options: JobOptions, video: VideoInfo) -> None:
+    def submit(
+        self,
+        job_id: str,
+        options: JobOptions,
+        video: VideoInfo,
+        extra_meta: dict[str, Any] | None = None,
+    ) -> None:
         """Enqueue the animation of the inputs stored for `job_id`; `video` is the probe of
-        its driving video, which the worker takes as it is."""
+        its driving video, which the worker takes as it is; `extra_meta` (the webhook)
+        goes into the job's meta."""
         check_job_id(job_id)
         settings = self.settings
         retry = Retry(max=settings.job_retries) if settings.job_retries > 0 else None
@@ -159,6 +166,7 @@ class JobQueue:
                 "options": options.model_dump(mode="json"),
                 "frames_total": frames,
                 "progress": initial.as_dict(),
+                **(extra_meta or {}),
             },
         )
 

@@ -15,11 +15,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from core.encoding import EncodeSettings
 from core.media_probe import MediaLimits
+from core.webhooks import parse_networks, secret_bytes
 
 _CONFIG = SettingsConfigDict(
     env_prefix="MCNET_",
@@ -77,6 +78,36 @@ class QueueSettings(BaseSettings, MediaLimits):
         ge=20,
         description="Seconds after its last heartbeat that a worker counts as gone.",
     )
+    webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="Key that signs webhooks: `whsec_` + base64 of at least 16 random bytes. "
+        "Unset: jobs cannot ask for webhooks.",
+    )
+    webhook_allowed_networks: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated CIDRs webhooks may go to although private, loopback or "
+        "link-local (e.g. 10.0.0.0/8); default: public addresses only.",
+    )
+
+    @field_validator("webhook_allowed_networks", mode="before")
+    @classmethod
+    def _split_networks(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [net.strip() for net in value.split(",") if net.strip()]
+        return value
+
+    @field_validator("webhook_allowed_networks")
+    @classmethod
+    def _valid_networks(cls, value: list[str]) -> list[str]:
+        parse_networks(value)  # ValueError when malformed
+        return value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _valid_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            secret_bytes(value.get_secret_value())  # ValueError when malformed
+        return value
 
     def media_limits(self) -> MediaLimits:
         """The limits uploads are checked against (the fields of MediaLimits above)."""
@@ -167,6 +198,18 @@ class WorkerSettings(QueueSettings, ModelSettings, EncodeSettings):
     )
     work_dir: Path | None = Field(
         default=None, description="Where a job's files are kept while it runs (default: temp)."
+    )
+    webhook_attempts: int = Field(
+        default=5, ge=1, le=20, description="Tries per webhook message before it is given up."
+    )
+    webhook_backoff: float = Field(
+        default=1.0, gt=0, description="Seconds before the first retry of a webhook (doubling)."
+    )
+    webhook_timeout: float = Field(
+        default=10.0, gt=0, description="Seconds a webhook receiver has to answer."
+    )
+    webhook_progress_interval: float = Field(
+        default=2.0, gt=0, description="Least seconds between two progress webhooks of a job."
     )
 
     def encode_settings(self) -> EncodeSettings:

@@ -29,6 +29,7 @@ from core.ownership import JobOwners
 from core.protocol import job_timeout
 from core.settings import ApiSettings
 from core.storage import FileStorage, Storage, StorageError, open_storage
+from core.webhooks import WEBHOOK_FIELDS, parse_networks
 from service.api_docs import mount_api_docs
 from service.deps import Services
 from service.events import JobWatcher
@@ -162,9 +163,14 @@ def create_app(
         media_limits=settings.media_limits(),
         form_limits=FormLimits(
             files={"source": settings.max_image_bytes, "driving": settings.max_video_bytes},
-            fields=frozenset(JobOptions.model_fields),
+            fields=frozenset(JobOptions.model_fields) | WEBHOOK_FIELDS,
         ),
         spool_dir=spool_folder(settings, storage),
+        webhook_networks=(
+            parse_networks(settings.webhook_allowed_networks)
+            if settings.webhook_secret is not None
+            else None
+        ),
     )
     app.state.watcher = JobWatcher(jobs, metrics, settings.events_interval)
     app.include_router(jobs_router)

@@ -18,6 +18,7 @@ from core.keys import ANONYMOUS, ApiKey, match_key
 from core.media_probe import MediaLimits
 from core.ownership import JobOwners
 from core.storage import Storage
+from core.webhooks import Network
 from service.metrics import ApiMetrics
 from service.uploads import FormLimits
 
@@ -36,6 +37,7 @@ class Services:
     media_limits: MediaLimits
     form_limits: FormLimits
     spool_dir: Path | None
+    webhook_networks: tuple[Network, ...] | None  # None: no webhook secret, no webhooks
 
 
 def get_services(request: Request) -> Services:

@@ -100,6 +100,21 @@ def animate_request_schema() -> dict[str, Any]:
         entry = dict(schema)
         entry.pop("title", None)
         properties[name] = entry
+    properties["webhook"] = {
+        "type": "string",
+        "format": "uri",
+        "maxLength": 256,
+        "description": "An http(s) URL the worker posts the job's JSON to, signed (headers "
+        "webhook-id, webhook-timestamp, webhook-signature: `v1,` + base64 HMAC-SHA256 of "
+        "`id.timestamp.body` with the service's secret; see the README). Public addresses "
+        "only unless the operator allows more.",
+    }
+    properties["webhook_events"] = {
+        "type": "string",
+        "default": "completed",
+        "description": "Comma-separated: started, progress (at most every few seconds), "
+        "completed (finished, failed or canceled).",
+    }
     return {
         "required": True,
         "content": {

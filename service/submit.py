@@ -24,6 +24,7 @@ from core.keys import ANONYMOUS
 from core.media_probe import MediaLimits, probe_image, probe_video
 from core.options import JobOptions
 from core.storage import INPUT_NAMES, input_key
+from core.webhooks import Network, WebhookTarget, resolve_checked
 from service.deps import Services
 from service.uploads import receive_form
 
@@ -48,6 +49,16 @@ def parse_options(fields: dict[str, str]) -> JobOptions:
             else:
                 problems.append(message)
         raise InvalidOptionsError("Invalid options: " + "; ".join(problems) + ".") from exc
+
+
+def check_webhook(webhook: WebhookTarget, networks: tuple[Network, ...] | None) -> None:
+    """The service sends webhooks (it has a secret) and the URL's host resolves to addresses
+    it may call; InvalidOptionsError (422) otherwise."""
+    if networks is None:
+        raise InvalidOptionsError(
+            "Invalid options: this service sends no webhooks (it has no MCNET_WEBHOOK_SECRET)."
+        )
+    resolve_checked(webhook.url, networks)
 
 
 async def _probe(
@@ -82,12 +93,19 @@ async def submit_job(
                 f"Missing file part(s): {', '.join(missing)}. Send the photo as `source` and "
                 "the talking-head video as `driving` (multipart/form-data).",
             )
+        webhook = WebhookTarget.from_form(
+            form.fields.pop("webhook", None), form.fields.pop("webhook_events", None)
+        )
         options = parse_options(form.fields)
+        if webhook is not None:
+            await run_in_threadpool(check_webhook, webhook, ctx.webhook_networks)
         await _probe(probe_image, form.files["source"], ctx.media_limits, "photo")
         video = await _probe(probe_video, form.files["driving"], ctx.media_limits, "driving video")
         options.check_best_frame(video.frames)
         if idempotency_key is not None:
-            claim = fingerprint(form.digests, options.model_dump(mode="json"))
+            fields = options.model_dump(mode="json")
+            fields["webhook"] = webhook.as_meta() if webhook is not None else None
+            claim = fingerprint(form.digests, fields)
             earlier = await run_in_threadpool(
                 ctx.idempotency.claim, owner, idempotency_key, claim, job_id
             )
@@ -101,7 +119,8 @@ async def submit_job(
                 await run_in_threadpool(ctx.storage.put_file, key, form.files[part], move=True)
                 stored.append(key)
             await run_in_threadpool(ctx.owners.record, job_id, owner)
-            await run_in_threadpool(ctx.jobs.submit, job_id, options, video)
+            meta = {"webhook": webhook.as_meta()} if webhook is not None else None
+            await run_in_threadpool(ctx.jobs.submit, job_id, options, video, meta)
         except BaseException:
             for key in stored:
                 await run_in_threadpool(ctx.storage.delete, key)

@@ -61,6 +61,7 @@ class WorkerContext:
     should_stop: Callable[[], bool]
     work_dir: Path | None = None
     media_settings: MediaSettings | None = None
+    on_progress: Callable[[Progress], None] | None = None  # webhooks (worker.webhooks)
 
 
 _CONTEXT: contextvars.ContextVar[WorkerContext] = contextvars.ContextVar("mcnet_worker_context")
@@ -79,9 +80,16 @@ def worker_context(context: WorkerContext) -> Iterator[None]:
 class ProgressReporter:
     """Progress into job meta (throttled, never going back) and into the worker's gauges."""
 
-    def __init__(self, job: Job | None, metrics: WorkerMetrics, frames_total: int) -> None:
+    def __init__(
+        self,
+        job: Job | None,
+        metrics: WorkerMetrics,
+        frames_total: int,
+        on_write: Callable[[Progress], None] | None = None,
+    ) -> None:
         self.job = job
         self.metrics = metrics
+        self.on_write = on_write
         self.last = Progress(Stage.QUEUED, 0, frames_total)
         self._written_at = 0.0
         self._batch_started = time.perf_counter()
@@ -117,6 +125,8 @@ class ProgressReporter:
             if due:
                 self._write(current)
                 self._written_at = now
+                if self.on_write is not None:
+                    self.on_write(current)
 
     def _write(self, progress: Progress) -> None:
         if self.job is None:
@@ -172,7 +182,7 @@ def animate_job(job_id: str, options: dict[str, Any], video: dict[str, Any]) -> 
     job_options = JobOptions.model_validate(options)
     probed = VideoInfo(**video)
     frames = probed.frames
-    reporter = ProgressReporter(job, context.metrics, frames)
+    reporter = ProgressReporter(job, context.metrics, frames, context.on_progress)
     should_cancel = StopCheck(lambda: cancel_requested(connection, job_id), context.should_stop)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(dir=context.work_dir, prefix="mcnet-job-") as folder:

@@ -50,6 +50,7 @@ from worker.animator import load_animator
 from worker.media.settings import MediaSettings
 from worker.metrics import WorkerMetrics
 from worker.rq_task import ShutdownRequeueError, WorkerContext, worker_context
+from worker.webhooks import WebhookSender, job_webhooks, webhook_sender
 
 if TYPE_CHECKING:
     from rq.executions import Execution
@@ -68,6 +69,7 @@ class WorkerParts:
     metrics: WorkerMetrics
     settings: WorkerSettings
     media_settings: MediaSettings | None = None
+    webhooks: WebhookSender | None = None
 
 
 def outcome_of(
@@ -132,6 +134,7 @@ class MCNetWorker(SimpleWorker):
         beats = threading.Thread(
             target=self._beat, args=(job, execution, stop), name="heartbeat", daemon=True
         )
+        hooks = job_webhooks(self.parts.webhooks, job)
         context = WorkerContext(
             animator=self.parts.animator,
             storage=self.parts.storage,
@@ -140,6 +143,7 @@ class MCNetWorker(SimpleWorker):
             should_stop=self.shutdown_due,
             work_dir=self.parts.settings.work_dir,
             media_settings=self.parts.media_settings,
+            on_progress=hooks.progress,
         )
         job.meta.pop("outcome", None)  # an earlier run's
         metrics.busy.set(1)
@@ -154,6 +158,7 @@ class MCNetWorker(SimpleWorker):
             metrics.busy.set(0)
             metrics.frames_done.set(0)
             metrics.frames_total.set(0)
+            hooks.completed()
         failure = None if ok else JobOutcome.from_meta(job.meta)
         outcome = Outcome.FINISHED if ok else failure.outcome if failure else Outcome.FAILED
         metrics.jobs.labels(outcome.value).inc()
@@ -308,15 +313,23 @@ def main(argv: list[str] | None = None) -> int:
         logger.info("metrics on http://%s:%d/metrics", settings.metrics_host, settings.metrics_port)
     connection = Redis.from_url(settings.redis_url, health_check_interval=30)
     queue = Queue(settings.queue_name, connection=connection, serializer=SERIALIZER)
+    webhooks = webhook_sender(settings, connection, metrics)
     parts = WorkerParts(
         animator=animator,
         storage=storage,
         metrics=metrics,
         settings=settings,
         media_settings=media_settings(settings),
+        webhooks=webhooks,
     )
     worker = MCNetWorker([queue], parts, name=name, connection=connection)
-    worker.work(burst=args.burst, logging_level=logging.getLevelName(logger.getEffectiveLevel()))
+    try:
+        worker.work(
+            burst=args.burst, logging_level=logging.getLevelName(logger.getEffectiveLevel())
+        )
+    finally:
+        if webhooks is not None:
+            webhooks.close(grace=settings.webhook_timeout)
     return 0
 
 
