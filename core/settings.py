@@ -125,6 +125,14 @@ class ApiSettings(QueueSettings):
         description="Comma-separated bearer keys, each `name:key` (the name shows in logs "
         "and metrics and owns the key's jobs) or a bare key; empty: no authentication.",
     )
+    result_redirect: bool = Field(
+        default=False,
+        description="With s3:// storage, GET /jobs/{id}/result answers 307 to a presigned "
+        "URL of the store, so the MP4's bytes do not pass through the API (file://: streamed).",
+    )
+    result_url_ttl: int = Field(
+        default=900, ge=10, le=7 * 24 * 3600, description="Seconds a presigned result URL works."
+    )
     events_interval: float = Field(
         default=0.5, gt=0, description="Seconds between reads of watched jobs (progress events)."
     )

@@ -171,6 +171,7 @@ def create_app(
             if settings.webhook_secret is not None
             else None
         ),
+        result_redirect_ttl=settings.result_url_ttl if settings.result_redirect else None,
     )
     app.state.watcher = JobWatcher(jobs, metrics, settings.events_interval)
     app.include_router(jobs_router)

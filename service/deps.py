@@ -38,6 +38,7 @@ class Services:
     form_limits: FormLimits
     spool_dir: Path | None
     webhook_networks: tuple[Network, ...] | None  # None: no webhook secret, no webhooks
+    result_redirect_ttl: int | None = None  # seconds of a presigned result URL; None: stream
 
 
 def get_services(request: Request) -> Services:

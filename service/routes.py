@@ -10,7 +10,7 @@ import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request, Response
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, RedirectResponse, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 
@@ -137,6 +137,11 @@ async def job_status(
     responses={
         200: {"content": {"video/mp4": {}}, "description": "The MP4."},
         206: {"content": {"video/mp4": {}}, "description": "Part of the MP4 (Range)."},
+        307: {
+            "description": "With S3 storage and MCNET_RESULT_REDIRECT on: `Location` is a "
+            "presigned URL of the MP4 (Range requests work there too), valid for "
+            "MCNET_RESULT_URL_TTL seconds."
+        },
         404: {"model": ErrorBody, "description": "No such job, or its result expired."},
         409: {"model": ErrorBody, "description": "The job has not finished."},
         416: {"model": ErrorBody, "description": "The range is past the end."},
@@ -158,6 +163,12 @@ async def job_result(
     size = await run_in_threadpool(services.storage.size, key)
     if size is None:
         raise ResultGoneError("The result of this job has expired or was removed.")
+    if services.result_redirect_ttl is not None:
+        url = await run_in_threadpool(
+            services.storage.presigned_url, key, services.result_redirect_ttl, f"{job_id}.mp4"
+        )
+        if url is not None:
+            return RedirectResponse(url, 307, headers={"Cache-Control": "no-store"})
     return await _send_file(request, key, size, job_id, services.storage)
 
 
