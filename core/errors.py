@@ -111,3 +111,14 @@ class RangeNotSatisfiableError(MCNetError):
 
 class JobCanceledError(MCNetError):
     """The job was canceled by its owner while it ran."""
+
+
+class RateLimitedError(MCNetError):
+    """The key is over its requests per minute or its concurrent jobs."""
+
+    status = 429
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.headers = {"Retry-After": str(retry_after)}

@@ -125,6 +125,12 @@ class ApiSettings(QueueSettings):
         description="Comma-separated bearer keys, each `name:key` (the name shows in logs "
         "and metrics and owns the key's jobs) or a bare key; empty: no authentication.",
     )
+    rate_limit_per_minute: int | None = Field(
+        default=None, gt=0, description="Requests each API key may make per minute; unset: any."
+    )
+    max_concurrent_jobs: int | None = Field(
+        default=None, gt=0, description="Jobs each API key may have queued or running at once."
+    )
     result_redirect: bool = Field(
         default=False,
         description="With s3:// storage, GET /jobs/{id}/result answers 307 to a presigned "

@@ -27,6 +27,7 @@ from core.keys import parse_api_keys
 from core.options import JobOptions
 from core.ownership import JobOwners
 from core.protocol import job_timeout
+from core.ratelimit import KeyLimits
 from core.settings import ApiSettings
 from core.storage import FileStorage, Storage, StorageError, open_storage
 from core.webhooks import WEBHOOK_FIELDS, parse_networks
@@ -160,6 +161,13 @@ def create_app(
         api_keys=parse_api_keys(settings.api_keys),
         owners=JobOwners(redis, settings.queue_name, job_retention(settings)),
         idempotency=IdempotencyStore(redis, settings.queue_name, job_retention(settings)),
+        limits=KeyLimits(
+            redis,
+            jobs,
+            settings.rate_limit_per_minute,
+            settings.max_concurrent_jobs,
+            job_retention(settings),
+        ),
         media_limits=settings.media_limits(),
         form_limits=FormLimits(
             files={"source": settings.max_image_bytes, "driving": settings.max_video_bytes},

@@ -17,6 +17,7 @@ from core.jobs import JobQueue
 from core.keys import ANONYMOUS, ApiKey, match_key
 from core.media_probe import MediaLimits
 from core.ownership import JobOwners
+from core.ratelimit import KeyLimits
 from core.storage import Storage
 from core.webhooks import Network
 from service.metrics import ApiMetrics
@@ -34,6 +35,7 @@ class Services:
     api_keys: tuple[ApiKey, ...]
     owners: JobOwners
     idempotency: IdempotencyStore
+    limits: KeyLimits
     media_limits: MediaLimits
     form_limits: FormLimits
     spool_dir: Path | None

@@ -14,13 +14,19 @@ from fastapi.responses import JSONResponse, RedirectResponse, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 
-from core.errors import JobStateError, RangeNotSatisfiableError, ResultGoneError
+from core.errors import (
+    JobStateError,
+    RangeNotSatisfiableError,
+    RateLimitedError,
+    ResultGoneError,
+)
 from core.idempotency import check_idempotency_key
 from core.jobs import JobInfo
 from core.protocol import JobState, Stage
 from core.storage import Storage, StorageError, result_key
 from service.deps import OwnerDep, Services, ServicesDep, check_owner, require_key
 from service.ranges import parse_range
+from service.ratelimit import limit_requests
 from service.schemas import (
     ErrorBody,
     JobBody,
@@ -41,13 +47,14 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         413: "A file, its pixel count, frame count or duration is over a limit.",
         415: "Not a usable image or video (wrong kind, empty, damaged, truncated).",
         422: "Missing parts, unknown fields, or invalid options.",
+        429: "Over the key's requests per minute or jobs at once (`Retry-After` says when).",
     }.items()
 }
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorBody, "description": "No such job."}
 }
 
-jobs_router = APIRouter(dependencies=[Depends(require_key)])
+jobs_router = APIRouter(dependencies=[Depends(require_key), Depends(limit_requests)])
 health_router = APIRouter()
 
 
@@ -103,7 +110,14 @@ async def animate(
     """Queue a job: multipart/form-data with `source` (photo), `driving` (video) and
     any option fields. Answers 202 with the job id; follow `links.self` or `links.events`."""
     key = check_idempotency_key(idempotency_key) if idempotency_key is not None else None
+    try:
+        await run_in_threadpool(services.limits.check_jobs, owner)
+    except RateLimitedError:
+        services.metrics.rate_limited.labels(owner, "concurrent_jobs").inc()
+        raise
     job_id, replayed = await submit_job(request, services, owner, key)
+    if not replayed:
+        await run_in_threadpool(services.limits.track, owner, job_id)
     links = _links(request, job_id)
     response.headers["Location"] = links.self
     status = JobState.QUEUED

@@ -15,12 +15,13 @@ from core.jobs import JobInfo
 from core.protocol import JobState
 from service.deps import OwnerDep, Services, ServicesDep, check_owner, require_key
 from service.events import JobWatcher
+from service.ratelimit import limit_requests
 from service.routes import job_body
 from service.schemas import ErrorBody, JobEvent, JobList
 
 KEEPALIVE_SECONDS = 15.0
 
-owned_router = APIRouter(dependencies=[Depends(require_key)])
+owned_router = APIRouter(dependencies=[Depends(require_key), Depends(limit_requests)])
 
 
 def _owned_jobs(
