@@ -52,6 +52,14 @@ Animate a portrait photo with a driving talking-head video (MCNet, ICCV 2023).
 3. `GET /jobs/{id}/result`: the MP4 (Range requests supported).
 
 `DELETE /jobs/{id}` cancels. Errors are `{"detail": "..."}`.
+
+For programs: `GET /jobs/{id}/events` streams progress (Server-Sent Events) until the job
+ends; `GET /jobs` lists the caller's jobs (with API keys, a job is visible only to the key
+that made it); an `Idempotency-Key` header makes a retried submit return the first job;
+`webhook` and `webhook_events` fields ask for signed callbacks (Standard Webhooks:
+`webhook-id`, `webhook-timestamp`, `webhook-signature`); keys may be limited in requests
+per minute and jobs at once (429 with `Retry-After`); with S3 storage the result may be a
+307 redirect to a presigned URL.
 """
 
 

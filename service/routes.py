@@ -43,18 +43,29 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody, "description": text}
     for code, text in {
         400: "Malformed multipart body.",
-        401: "Missing or unknown API key.",
         413: "A file, its pixel count, frame count or duration is over a limit.",
         415: "Not a usable image or video (wrong kind, empty, damaged, truncated).",
         422: "Missing parts, unknown fields, or invalid options.",
-        429: "Over the key's requests per minute or jobs at once (`Retry-After` says when).",
     }.items()
 }
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorBody, "description": "No such job."}
 }
 
-jobs_router = APIRouter(dependencies=[Depends(require_key), Depends(limit_requests)])
+# Every route of a key's jobs: the key check and the request limit answer these.
+KEYED_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorBody, "description": "Missing or unknown API key (when keys are on)."},
+    429: {
+        "model": ErrorBody,
+        "description": "Over the key's requests per minute (or, on POST /animate, its jobs "
+        "at once); `Retry-After` says when to try again.",
+        "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds."}},
+    },
+}
+
+jobs_router = APIRouter(
+    dependencies=[Depends(require_key), Depends(limit_requests)], responses=KEYED_RESPONSES
+)
 health_router = APIRouter()
 
 
@@ -88,7 +99,20 @@ def job_body(request: Request, info: JobInfo) -> JobBody:
     "/animate",
     status_code=202,
     response_model=SubmitResponse,
-    responses=_ERRORS,
+    responses={
+        202: {
+            "description": "Queued (or, for a retried Idempotency-Key, the first job).",
+            "headers": {
+                "Location": {"schema": {"type": "string"}, "description": "The job's URL."},
+                "Idempotent-Replayed": {
+                    "schema": {"type": "string", "enum": ["true"]},
+                    "description": "Present when this is the job of an earlier submit "
+                    "with the same Idempotency-Key.",
+                },
+            },
+        },
+        **_ERRORS,
+    },
     openapi_extra={"requestBody": animate_request_schema()},
     summary="Animate a photo with a driving video",
 )

@@ -16,12 +16,14 @@ from core.protocol import JobState
 from service.deps import OwnerDep, Services, ServicesDep, check_owner, require_key
 from service.events import JobWatcher
 from service.ratelimit import limit_requests
-from service.routes import job_body
+from service.routes import KEYED_RESPONSES, job_body
 from service.schemas import ErrorBody, JobEvent, JobList
 
 KEEPALIVE_SECONDS = 15.0
 
-owned_router = APIRouter(dependencies=[Depends(require_key), Depends(limit_requests)])
+owned_router = APIRouter(
+    dependencies=[Depends(require_key), Depends(limit_requests)], responses=KEYED_RESPONSES
+)
 
 
 def _owned_jobs(
