@@ -71,6 +71,10 @@ class IdempotencyStore:
             return str(first["job"])
         raise IdempotencyConflictError("The Idempotency-Key is in use; retry the request.")
 
+    def known(self, owner: str, key: str) -> bool:
+        """Whether the key was used before (a retry, whose job is already counted)."""
+        return bool(self.connection.exists(self._key(owner, key)))
+
     def release(self, owner: str, key: str, job_id: str) -> None:
         """Forget the key when the job it names could not be queued after all."""
         redis_key = self._key(owner, key)

@@ -134,8 +134,10 @@ async def animate(
     """Queue a job: multipart/form-data with `source` (photo), `driving` (video) and
     any option fields. Answers 202 with the job id; follow `links.self` or `links.events`."""
     key = check_idempotency_key(idempotency_key) if idempotency_key is not None else None
+    retry = key is not None and await run_in_threadpool(services.idempotency.known, owner, key)
     try:
-        await run_in_threadpool(services.limits.check_jobs, owner)
+        if not retry:  # a retried submit gets its first job back, whatever the limit
+            await run_in_threadpool(services.limits.check_jobs, owner)
     except RateLimitedError:
         services.metrics.rate_limited.labels(owner, "concurrent_jobs").inc()
         raise

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
+
 from tests.service.conftest import Stack
 from tests.service.helpers import make_inputs, submit
 
@@ -51,3 +53,21 @@ def test_jobs_at_once_per_key(stack: Stack, tmp_path: Path) -> None:
         jobs = client.get("/jobs").json()["jobs"]
     assert 'mcnet_rate_limited_total{key="shop",limit="concurrent_jobs"} 2.0' in metrics
     assert len(jobs) == 3 and second in {job["id"] for job in jobs}
+
+
+def test_a_retried_submit_gets_its_job_even_at_the_limit(stack: Stack, tmp_path: Path) -> None:
+    source, driving = make_inputs(tmp_path, frames=2)
+    with stack.api(api_keys=KEYS, max_concurrent_jobs=1) as client:
+        client.headers["Authorization"] = "Bearer k-shop"
+
+        def post(key: str) -> httpx.Response:
+            files = {"source": source.read_bytes(), "driving": driving.read_bytes()}
+            return client.post(
+                "/animate", files=files, data={"crop": "none"}, headers={"Idempotency-Key": key}
+            )
+
+        first = post("order-1")
+        assert first.status_code == 202
+        again = post("order-1")
+        assert again.status_code == 202 and again.json()["id"] == first.json()["id"]
+        assert post("order-2").status_code == 429
