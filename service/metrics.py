@@ -12,6 +12,7 @@ API (`/metrics` of `mcnet api`):
     mcnet_queue_depth                                jobs waiting in the queue
     mcnet_jobs{status}                               jobs in Redis by state
     mcnet_workers_alive                              workers with a recent heartbeat
+    mcnet_jobs_submitted_by_key_total{key}           jobs accepted, by API key name
     mcnet_rate_limited_total{key,limit}              requests refused 429 by key name and limit
     mcnet_event_streams                              open progress streams (GET /jobs/{id}/events)
     mcnet_event_reads_total                          reads of all watched jobs (one per tick)
@@ -55,6 +56,12 @@ class ApiMetrics:
         )
         self.upload_bytes = Counter(
             "mcnet_upload_bytes", "Bytes received in uploads, by part.", ["part"], registry=registry
+        )
+        self.jobs_by_key = Counter(
+            "mcnet_jobs_submitted_by_key",
+            "Jobs accepted by POST /animate, by API key name (anonymous without keys).",
+            ["key"],
+            registry=registry,
         )
         self.rate_limited = Counter(
             "mcnet_rate_limited",

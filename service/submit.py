@@ -128,5 +128,6 @@ async def submit_job(
                 await run_in_threadpool(ctx.idempotency.release, owner, idempotency_key, job_id)
             raise
     ctx.metrics.jobs_submitted.inc()
+    ctx.metrics.jobs_by_key.labels(owner).inc()
     logger.info("job %s queued (%d frames, key %s)", job_id, video.frames, owner)
     return job_id, False

@@ -52,6 +52,8 @@ def test_jobs_at_once_per_key(stack: Stack, tmp_path: Path) -> None:
         metrics = client.get("/metrics").text
         jobs = client.get("/jobs").json()["jobs"]
     assert 'mcnet_rate_limited_total{key="shop",limit="concurrent_jobs"} 2.0' in metrics
+    assert 'mcnet_jobs_submitted_by_key_total{key="shop"} 3.0' in metrics
+    assert 'mcnet_jobs_submitted_by_key_total{key="batch"} 1.0' in metrics
     assert len(jobs) == 3 and second in {job["id"] for job in jobs}
 
 
