@@ -51,13 +51,13 @@ class JobWatcher:
         inbox: asyncio.Queue[Snapshot] = asyncio.Queue(maxsize=1)
         self._subscribers.setdefault(job_id, set()).add(inbox)
         self.metrics.event_streams.inc()
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._poll())
+        self._ensure_poller()
         try:
             while True:
                 try:
                     snapshot = await asyncio.wait_for(inbox.get(), idle)
                 except TimeoutError:
+                    self._ensure_poller()  # should it have died, start it again
                     yield None
                     continue
                 yield snapshot
@@ -70,6 +70,10 @@ class JobWatcher:
                 queues.discard(inbox)
                 if not queues:
                     del self._subscribers[job_id]
+
+    def _ensure_poller(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._poll())
 
     async def _poll(self) -> None:
         while self._subscribers:
