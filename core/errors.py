@@ -149,3 +149,14 @@ class StorageUnavailableError(ServiceUnavailableError):
             f"The service could not {action}: storage unavailable or full. Please try again "
             "later; if it persists, tell the service's operator."
         )
+
+
+class RateLimitedError(MCNetError):
+    """The key is over its requests per minute or its concurrent jobs."""
+
+    status = 429
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.headers = {"Retry-After": str(retry_after)}

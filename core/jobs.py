@@ -140,9 +140,16 @@ class JobQueue:
         self.queue = Queue(settings.queue_name, connection=connection, serializer=SERIALIZER)
 
     # submission -------------------------------------------------------------------------
-    def submit(self, job_id: str, options: JobOptions, video: VideoInfo) -> None:
+    def submit(
+        self,
+        job_id: str,
+        options: JobOptions,
+        video: VideoInfo,
+        extra_meta: dict[str, Any] | None = None,
+    ) -> None:
         """Enqueue the animation of the inputs stored for `job_id`; `video` is the probe of
-        its driving video, which the worker takes as it is."""
+        its driving video, which the worker takes as it is; `extra_meta` (the webhook)
+        goes into the job's meta."""
         check_job_id(job_id)
         settings = self.settings
         retry = Retry(max=settings.job_retries) if settings.job_retries > 0 else None
@@ -166,6 +173,7 @@ class JobQueue:
                 "options": options.model_dump(mode="json"),
                 "frames_total": frames,
                 "progress": initial.as_dict(),
+                **(extra_meta or {}),
             },
         )
 
@@ -184,6 +192,24 @@ class JobQueue:
         if job is None:
             raise JobNotFoundError(job_id)
         return self._info(job)
+
+    def infos(self, job_ids: list[str]) -> dict[str, JobInfo]:
+        """Status of several jobs, read in one round trip (read only); ids of jobs that do
+        not exist (or are malformed) are left out."""
+        valid = []
+        for job_id in job_ids:
+            try:
+                valid.append(check_job_id(job_id))
+            except ValueError:
+                continue
+        if not valid:
+            return {}
+        found = Job.fetch_many(valid, connection=self.connection, serializer=SERIALIZER)
+        return {job.id: self._info(job) for job in found if job is not None}
+
+    def queue_positions(self) -> dict[str, int]:
+        """Place of each waiting job in the queue (1: the next to run), in one read."""
+        return {job_id: place for place, job_id in enumerate(self.queue.get_job_ids(), 1)}
 
     def _info(self, job: Job) -> JobInfo:
         meta = job.meta or {}
@@ -309,7 +335,7 @@ class JobQueue:
         return models
 
     def spend_frames(self, key_id: str, frames: int, budget: int, window: int = 3600) -> bool:
-        """Count `frames` against the budget of an API key (by a digest of it) for the
+        """Count `frames` against the budget of an API key (by its name) for the
         current window; False (and nothing counted) when they do not fit."""
         window_start = int(dt.datetime.now(dt.UTC).timestamp()) // window
         key = f"mcnet:budget:{key_id}:{window_start}"

@@ -133,16 +133,21 @@ def open_photo(path: str | os.PathLike[str], limits: MediaLimits | None = None) 
     except Image.DecompressionBombError as exc:
         raise InputTooLargeError("The photo declares far too many pixels.") from exc
     except UnidentifiedImageError as exc:
-        if _looks_like_video(path):
-            raise UnsupportedMediaError(
-                f"The photo is a video, not a still picture; please send {IMAGE_KINDS} as "
-                "the photo (source) and the video as the driving video (driving)."
-            ) from exc
-        raise UnsupportedMediaError(
-            f"The photo is not an image we can read; please send {IMAGE_KINDS}."
-        ) from exc
+        raise _not_a_photo(path) from exc
     except (OSError, ValueError, SyntaxError) as exc:
         raise InvalidInputError(f"The photo is damaged or truncated ({exc}).") from exc
+
+
+def _not_a_photo(path: Path) -> UnsupportedMediaError:
+    """The error for a photo Pillow does not know: a video sent as the photo, or other."""
+    if _looks_like_video(path):
+        return UnsupportedMediaError(
+            f"The photo is a video, not a still picture; please send {IMAGE_KINDS} as "
+            "the photo (source) and the video as the driving video (driving)."
+        )
+    return UnsupportedMediaError(
+        f"The photo is not an image we can read; please send {IMAGE_KINDS}."
+    )
 
 
 def probe_image(path: str | os.PathLike[str], limits: MediaLimits | None = None) -> ImageInfo:
@@ -173,9 +178,7 @@ def probe_image(path: str | os.PathLike[str], limits: MediaLimits | None = None)
     except Image.DecompressionBombError as exc:
         raise InputTooLargeError("The photo declares far too many pixels.") from exc
     except UnidentifiedImageError as exc:
-        raise UnsupportedMediaError(
-            f"The photo is not an image we can read; please send {IMAGE_KINDS}."
-        ) from exc
+        raise _not_a_photo(path) from exc
     except (OSError, ValueError, SyntaxError, zlib.error, struct.error) as exc:
         raise InvalidInputError(f"The photo is damaged or truncated ({exc}).") from exc
 

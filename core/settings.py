@@ -18,12 +18,20 @@ import sys
 from pathlib import Path
 from typing import Annotated, Literal, TypeVar
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from core.encoding import EncodeSettings
 from core.media_probe import MediaLimits
+from core.webhooks import parse_networks, secret_bytes
 
 _CONFIG = SettingsConfigDict(
     env_prefix="MCNET_",
@@ -81,6 +89,36 @@ class QueueSettings(BaseSettings, MediaLimits):
         ge=20,
         description="Seconds after its last heartbeat that a worker counts as gone.",
     )
+    webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="Key that signs webhooks: `whsec_` + base64 of at least 16 random bytes. "
+        "Unset: jobs cannot ask for webhooks.",
+    )
+    webhook_allowed_networks: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated CIDRs webhooks may go to although private, loopback or "
+        "link-local (e.g. 10.0.0.0/8); default: public addresses only.",
+    )
+
+    @field_validator("webhook_allowed_networks", mode="before")
+    @classmethod
+    def _split_networks(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [net.strip() for net in value.split(",") if net.strip()]
+        return value
+
+    @field_validator("webhook_allowed_networks")
+    @classmethod
+    def _valid_networks(cls, value: list[str]) -> list[str]:
+        parse_networks(value)  # ValueError when malformed
+        return value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _valid_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            secret_bytes(value.get_secret_value())  # ValueError when malformed
+        return value
 
     def media_limits(self) -> MediaLimits:
         """The limits uploads are checked against (the fields of MediaLimits above)."""
@@ -95,7 +133,25 @@ class ApiSettings(QueueSettings):
     api_keys: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         validation_alias=AliasChoices("API_KEYS", "MCNET_API_KEYS"),
-        description="Comma-separated bearer keys; empty: no authentication.",
+        description="Comma-separated bearer keys, each `name:key` (the name shows in logs "
+        "and metrics and owns the key's jobs) or a bare key; empty: no authentication.",
+    )
+    rate_limit_per_minute: int | None = Field(
+        default=None, gt=0, description="Requests each API key may make per minute; unset: any."
+    )
+    max_concurrent_jobs: int | None = Field(
+        default=None, gt=0, description="Jobs each API key may have queued or running at once."
+    )
+    result_redirect: bool = Field(
+        default=False,
+        description="With s3:// storage, GET /jobs/{id}/result answers 307 to a presigned "
+        "URL of the store, so the MP4's bytes do not pass through the API (file://: streamed).",
+    )
+    result_url_ttl: int = Field(
+        default=900, ge=10, le=7 * 24 * 3600, description="Seconds a presigned result URL works."
+    )
+    events_interval: float = Field(
+        default=0.5, gt=0, description="Seconds between reads of watched jobs (progress events)."
     )
     max_image_bytes: int = Field(default=32 * 2**20, gt=0, description="Largest source upload.")
     max_video_bytes: int = Field(default=512 * 2**20, gt=0, description="Largest driving upload.")
@@ -226,11 +282,33 @@ class WorkerSettings(QueueSettings, ModelSettings, EncodeSettings):
         "loaded (a container healthcheck reads its age); unset: none.",
     )
 
+    webhook_attempts: int = Field(
+        default=5, ge=1, le=20, description="Tries per webhook message before it is given up."
+    )
+    webhook_backoff: float = Field(
+        default=1.0, gt=0, description="Seconds before the first retry of a webhook (doubling)."
+    )
+    webhook_timeout: float = Field(
+        default=10.0, gt=0, description="Seconds a webhook receiver has to answer."
+    )
+    webhook_progress_interval: float = Field(
+        default=2.0, gt=0, description="Least seconds between two progress webhooks of a job."
+    )
+
     def encode_settings(self) -> EncodeSettings:
         """How this worker encodes results (the fields of EncodeSettings above)."""
         return EncodeSettings.model_validate(
             self.model_dump(include=set(EncodeSettings.model_fields))
         )
+
+    @model_validator(mode="after")
+    def _lease_outlives_heartbeats(self) -> WorkerSettings:
+        if self.lease_ttl < 2 * self.heartbeat_interval:
+            raise ValueError(
+                f"lease_ttl ({self.lease_ttl} s) must be at least twice the heartbeat interval "
+                f"({self.heartbeat_interval} s)"
+            )
+        return self
 
 
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)
@@ -269,18 +347,3 @@ def _describe_error(cls: type[BaseSettings], error: ErrorDetails) -> str:
         variable = f"{cls.model_config.get('env_prefix', '')}{name}".upper()
     hint = f" ({field.description})" if field is not None and field.description else ""
     return f"{variable}={error['input']!r}: {error['msg']}{hint}"
-
-    @model_validator(mode="after")
-    def _lease_outlives_heartbeats(self) -> WorkerSettings:
-        if self.lease_ttl < 2 * self.heartbeat_interval:
-            raise ValueError(
-                f"lease_ttl ({self.lease_ttl} s) must be at least twice the heartbeat interval "
-                f"({self.heartbeat_interval} s)"
-            )
-        return self
-
-    def encode_settings(self) -> EncodeSettings:
-        """How this worker encodes results (the fields of EncodeSettings above)."""
-        return EncodeSettings.model_validate(
-            self.model_dump(include=set(EncodeSettings.model_fields))
-        )

@@ -93,6 +93,11 @@ class Storage(abc.ABC):
     def check(self) -> None:
         """Raise StorageError when the store cannot be used."""
 
+    def presigned_url(self, key: str, seconds: int, filename: str) -> str | None:
+        """A URL that serves the object without credentials for `seconds` (Range requests
+        included), or None where the store has none (file://)."""
+        return None
+
     def delete_inputs(self, job_id: str) -> None:
         """Delete both inputs of a job."""
         self.delete(input_key(job_id, "source"))
@@ -268,6 +273,23 @@ class S3Storage(Storage):
         except BotoCoreError as exc:
             raise StorageError(f"cannot read {key}: {exc}") from exc
         return int(head["ContentLength"])
+
+    def presigned_url(self, key: str, seconds: int, filename: str) -> str | None:
+        from botocore.exceptions import BotoCoreError
+
+        params = {
+            "Bucket": self.bucket,
+            "Key": self._name(key),
+            "ResponseContentType": "video/mp4",
+            "ResponseContentDisposition": f'inline; filename="{filename}"',
+        }
+        try:
+            url: str = self.client.generate_presigned_url(
+                "get_object", Params=params, ExpiresIn=seconds
+            )
+        except BotoCoreError as exc:
+            raise StorageError(f"cannot sign a URL for {key}: {exc}") from exc
+        return url
 
     def iter_range(self, key: str, start: int, end: int) -> Iterator[bytes]:
         from botocore.exceptions import ClientError

@@ -22,15 +22,23 @@ from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core.errors import MCNetError, ServiceUnavailableError
+from core.idempotency import IdempotencyStore
 from core.jobs import JobQueue
+from core.keys import parse_api_keys
 from core.options import JobOptions
+from core.ownership import JobOwners
+from core.protocol import job_timeout
+from core.ratelimit import KeyLimits
 from core.settings import ApiSettings
 from core.storage import FileStorage, Storage, StorageError, open_storage
+from core.webhooks import WEBHOOK_FIELDS, parse_networks
 from service.api_docs import mount_api_docs
 from service.deps import Services
+from service.events import JobWatcher
 from service.gate import KeyGate, gated_paths
 from service.metrics import ApiMetrics, QueueCollector
 from service.routes import health_router, jobs_router
+from service.routes_jobs import owned_router
 from service.uploads import FormLimits
 from service.web import mount_web
 
@@ -46,6 +54,14 @@ Animate a portrait photo with a driving talking-head video (MCNet, ICCV 2023).
 3. `GET /jobs/{id}/result`: the MP4 (Range requests supported).
 
 `DELETE /jobs/{id}` cancels. Errors are `{"detail": "..."}`.
+
+For programs: `GET /jobs/{id}/events` streams progress (Server-Sent Events) until the job
+ends; `GET /jobs` lists the caller's jobs (with API keys, a job is visible only to the key
+that made it); an `Idempotency-Key` header makes a retried submit return the first job;
+`webhook` and `webhook_events` fields ask for signed callbacks (Standard Webhooks:
+`webhook-id`, `webhook-timestamp`, `webhook-signature`); keys may be limited in requests
+per minute and jobs at once (429 with `Retry-After`); with S3 storage the result may be a
+307 redirect to a presigned URL.
 """
 
 
@@ -64,6 +80,14 @@ def spool_folder(settings: ApiSettings, storage: Storage) -> Path | None:
         logger.warning("spool folder %s unusable (%s); using the temp folder", folder, exc)
         return None
     return folder
+
+
+def job_retention(settings: ApiSettings) -> int:
+    """Seconds a job can be known to Redis: waiting inputs, the longest job, its result."""
+    longest = job_timeout(
+        settings.max_video_frames, settings.job_timeout_base, settings.job_timeout_per_frame
+    )
+    return settings.input_ttl + longest + max(settings.result_ttl, settings.failure_ttl)
 
 
 class MetricsMiddleware:
@@ -150,16 +174,26 @@ def create_app(
         redoc_url=None,
     )
     mount_api_docs(app)
+    api_keys = parse_api_keys(settings.api_keys)
     app.state.services = Services(
         jobs=jobs,
         storage=storage,
         metrics=metrics,
         registry=registry,
-        api_keys=tuple(key.encode() for key in settings.api_keys),
+        api_keys=api_keys,
+        owners=JobOwners(redis, settings.queue_name, job_retention(settings)),
+        idempotency=IdempotencyStore(redis, settings.queue_name, job_retention(settings)),
+        limits=KeyLimits(
+            redis,
+            jobs,
+            settings.rate_limit_per_minute,
+            settings.max_concurrent_jobs,
+            job_retention(settings),
+        ),
         media_limits=settings.media_limits(),
         form_limits=FormLimits(
             files={"source": settings.max_image_bytes, "driving": settings.max_video_bytes},
-            fields=frozenset(JobOptions.model_fields),
+            fields=frozenset(JobOptions.model_fields) | WEBHOOK_FIELDS,
             idle_timeout=settings.upload_idle_timeout,
             min_rate=settings.upload_min_rate,
         ),
@@ -168,14 +202,22 @@ def create_app(
         max_queued_jobs=settings.max_queued_jobs,
         max_frames_per_key=settings.max_frames_per_key,
         probe_slots=asyncio.Semaphore(settings.max_concurrent_probes),
+        webhook_networks=(
+            parse_networks(settings.webhook_allowed_networks)
+            if settings.webhook_secret is not None
+            else None
+        ),
+        result_redirect_ttl=settings.result_url_ttl if settings.result_redirect else None,
     )
+    app.state.watcher = JobWatcher(jobs, metrics, settings.events_interval)
     app.include_router(jobs_router)
+    app.include_router(owned_router)
     app.include_router(health_router)
     mount_web(app)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(
         KeyGate,
-        keys=tuple(key.encode() for key in settings.api_keys),
+        keys=api_keys,
         paths=gated_paths(settings.metrics_public, settings.docs_public),
     )
     for caught in (MCNetError, RedisError, StorageError, Exception):

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import hmac
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
@@ -13,10 +12,15 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CollectorRegistry
 
-from core.errors import UnauthorizedError
+from core.errors import JobNotFoundError, UnauthorizedError
+from core.idempotency import IdempotencyStore
 from core.jobs import JobQueue
+from core.keys import ANONYMOUS, ApiKey, match_key
 from core.media_probe import MediaLimits
+from core.ownership import JobOwners
+from core.ratelimit import KeyLimits
 from core.storage import Storage
+from core.webhooks import Network
 from service.metrics import ApiMetrics
 from service.uploads import FormLimits
 
@@ -29,7 +33,10 @@ class Services:
     storage: Storage
     metrics: ApiMetrics
     registry: CollectorRegistry
-    api_keys: tuple[bytes, ...]
+    api_keys: tuple[ApiKey, ...]
+    owners: JobOwners
+    idempotency: IdempotencyStore
+    limits: KeyLimits
     media_limits: MediaLimits
     form_limits: FormLimits
     spool_dir: Path | None
@@ -37,6 +44,8 @@ class Services:
     max_queued_jobs: int  # 0: no cap
     max_frames_per_key: int  # per hour; 0: no cap
     probe_slots: asyncio.Semaphore  # uploads probed at once (the photo's pixels)
+    webhook_networks: tuple[Network, ...] | None  # None: no webhook secret, no webhooks
+    result_redirect_ttl: int | None = None  # seconds of a presigned result URL; None: stream
 
 
 def get_services(request: Request) -> Services:
@@ -53,10 +62,23 @@ _BEARER = HTTPBearer(auto_error=False, description="An API key, when the service
 def require_key(
     services: ServicesDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)],
-) -> None:
-    """The request carries one of the API keys (when any are configured)."""
+) -> str:
+    """The name of the request's API key (ANONYMOUS when no keys are configured); 401
+    when keys are on and it carries none of them."""
     if not services.api_keys:
-        return
+        return ANONYMOUS
     given = credentials.credentials.encode() if credentials is not None else b""
-    if not any(hmac.compare_digest(given, key) for key in services.api_keys):
+    name = match_key(given, services.api_keys)
+    if name is None:
         raise UnauthorizedError("Missing or unknown API key: send `Authorization: Bearer <key>`.")
+    return name
+
+
+OwnerDep = Annotated[str, Depends(require_key)]
+
+
+def check_owner(services: Services, owner: str, job_id: str) -> None:
+    """JobNotFoundError (404, never 403: ids leak nothing) unless `owner` made the job;
+    every caller sees every job when no keys are configured."""
+    if services.api_keys and not services.owners.owns(owner, job_id):
+        raise JobNotFoundError(job_id)

@@ -4,12 +4,11 @@
 
 from __future__ import annotations
 
-import hmac
-
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from core.errors import UnauthorizedError
+from core.keys import ApiKey, match_key
 
 METRICS_PATHS = ("/metrics",)
 DOCS_PATHS = ("/docs", "/redoc", "/openapi.json")
@@ -18,7 +17,7 @@ DOCS_PATHS = ("/docs", "/redoc", "/openapi.json")
 class KeyGate:
     """ASGI middleware: 401 on the gated paths without one of `keys` as a bearer token."""
 
-    def __init__(self, app: ASGIApp, keys: tuple[bytes, ...], paths: tuple[str, ...]) -> None:
+    def __init__(self, app: ASGIApp, keys: tuple[ApiKey, ...], paths: tuple[str, ...]) -> None:
         self.app = app
         self.keys = keys
         self.paths = paths
@@ -33,7 +32,7 @@ class KeyGate:
         header = dict(scope.get("headers") or []).get(b"authorization", b"")
         scheme, _, token = header.partition(b" ")
         given = token.strip() if scheme.lower() == b"bearer" else b""
-        if any(hmac.compare_digest(given, key) for key in self.keys):
+        if match_key(given, self.keys) is not None:
             await self.app(scope, receive, send)
             return
         error = UnauthorizedError("Missing or unknown API key: send `Authorization: Bearer <key>`.")

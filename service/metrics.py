@@ -12,6 +12,10 @@ API (`/metrics` of `mcnet api`):
     mcnet_queue_depth                                jobs waiting in the queue
     mcnet_jobs{status}                               jobs in Redis by state
     mcnet_workers_alive                              workers with a recent heartbeat
+    mcnet_jobs_submitted_by_key_total{key}           jobs accepted, by API key name
+    mcnet_rate_limited_total{key,limit}              requests refused 429 by key name and limit
+    mcnet_event_streams                              open progress streams (GET /jobs/{id}/events)
+    mcnet_event_reads_total                          reads of all watched jobs (one per tick)
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from redis.exceptions import RedisError
@@ -52,6 +56,27 @@ class ApiMetrics:
         )
         self.upload_bytes = Counter(
             "mcnet_upload_bytes", "Bytes received in uploads, by part.", ["part"], registry=registry
+        )
+        self.jobs_by_key = Counter(
+            "mcnet_jobs_submitted_by_key",
+            "Jobs accepted by POST /animate, by API key name (anonymous without keys).",
+            ["key"],
+            registry=registry,
+        )
+        self.rate_limited = Counter(
+            "mcnet_rate_limited",
+            "Requests answered 429, by key name and limit (requests, concurrent_jobs).",
+            ["key", "limit"],
+            registry=registry,
+        )
+        self.event_streams = Gauge(
+            "mcnet_event_streams", "Open progress event streams.", registry=registry
+        )
+        self.event_reads = Counter(
+            "mcnet_event_reads",
+            "Reads of all watched jobs by the shared poller (one per tick, whatever the "
+            "number of streams).",
+            registry=registry,
         )
 
 

@@ -7,19 +7,26 @@ carry their HTTP status (core.errors), answered by the app's one exception handl
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request, Response
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi.responses import JSONResponse, RedirectResponse, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 
-from core.errors import JobStateError, RangeNotSatisfiableError, ResultGoneError
+from core.errors import (
+    JobStateError,
+    RangeNotSatisfiableError,
+    RateLimitedError,
+    ResultGoneError,
+)
+from core.idempotency import check_idempotency_key
 from core.jobs import JobInfo
 from core.protocol import DEMO_MODEL, JobState, Stage
 from core.storage import Storage, StorageError, check_writable, result_key
-from service.deps import Services, ServicesDep, require_key
+from service.deps import OwnerDep, Services, ServicesDep, check_owner, require_key
 from service.ranges import parse_range
+from service.ratelimit import limit_requests
 from service.schemas import (
     ErrorBody,
     JobBody,
@@ -36,7 +43,6 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody, "description": text}
     for code, text in {
         400: "Malformed multipart body.",
-        401: "Missing or unknown API key.",
         413: "A file, its pixel count, frame count or duration is over a limit.",
         415: "Not a usable image or video (wrong kind, empty, damaged, truncated).",
         422: "Missing parts, unknown fields, invalid options, or (crop=auto) no face in the "
@@ -47,11 +53,22 @@ _NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorBody, "description": "No such job."}
 }
 
-_UNAVAILABLE: dict[int | str, dict[str, Any]] = {
-    503: {"model": ErrorBody, "description": "The job queue or the file store is unavailable."}
+# Every route of a key's jobs: the key check and the request limit answer these, and a
+# job queue or file store out of reach a 503.
+KEYED_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorBody, "description": "Missing or unknown API key (when keys are on)."},
+    429: {
+        "model": ErrorBody,
+        "description": "Over the key's requests per minute (or, on POST /animate, its jobs "
+        "at once); `Retry-After` says when to try again.",
+        "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds."}},
+    },
+    503: {"model": ErrorBody, "description": "The job queue or the file store is unavailable."},
 }
 
-jobs_router = APIRouter(dependencies=[Depends(require_key)], responses=_UNAVAILABLE)
+jobs_router = APIRouter(
+    dependencies=[Depends(require_key), Depends(limit_requests)], responses=KEYED_RESPONSES
+)
 health_router = APIRouter()
 
 
@@ -60,10 +77,11 @@ def _links(request: Request, job_id: str) -> Links:
     return Links(
         self=root + request.app.url_path_for("job_status", job_id=job_id),
         result=root + request.app.url_path_for("job_result", job_id=job_id),
+        events=root + request.app.url_path_for("job_events", job_id=job_id),
     )
 
 
-def _job_body(request: Request, info: JobInfo) -> JobBody:
+def job_body(request: Request, info: JobInfo) -> JobBody:
     links = _links(request, info.id)
     return JobBody(
         id=info.id,
@@ -87,17 +105,58 @@ def _job_body(request: Request, info: JobInfo) -> JobBody:
     "/animate",
     status_code=202,
     response_model=SubmitResponse,
-    responses=_ERRORS,
+    responses={
+        202: {
+            "description": "Queued (or, for a retried Idempotency-Key, the first job).",
+            "headers": {
+                "Location": {"schema": {"type": "string"}, "description": "The job's URL."},
+                "Idempotent-Replayed": {
+                    "schema": {"type": "string", "enum": ["true"]},
+                    "description": "Present when this is the job of an earlier submit "
+                    "with the same Idempotency-Key.",
+                },
+            },
+        },
+        **_ERRORS,
+    },
     openapi_extra={"requestBody": animate_request_schema()},
     summary="Animate a photo with a driving video",
 )
-async def animate(request: Request, response: Response, services: ServicesDep) -> SubmitResponse:
+async def animate(
+    request: Request,
+    response: Response,
+    services: ServicesDep,
+    owner: OwnerDep,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            description="Any unique string (a UUID): a retried submit with the same key, "
+            "files and options returns the first job (`Idempotent-Replayed: true`) instead "
+            "of queueing another; the same key with other files or options is a 422. Kept "
+            "as long as the job."
+        ),
+    ] = None,
+) -> SubmitResponse:
     """Queue a job: multipart/form-data with `source` (photo), `driving` (video) and
-    any option fields. Answers 202 with the job id; poll `links.self`."""
-    job_id = await submit_job(request, services)
+    any option fields. Answers 202 with the job id; follow `links.self` or `links.events`."""
+    key = check_idempotency_key(idempotency_key) if idempotency_key is not None else None
+    retry = key is not None and await run_in_threadpool(services.idempotency.known, owner, key)
+    try:
+        if not retry:  # a retried submit gets its first job back, whatever the limit
+            await run_in_threadpool(services.limits.check_jobs, owner)
+    except RateLimitedError:
+        services.metrics.rate_limited.labels(owner, "concurrent_jobs").inc()
+        raise
+    job_id, replayed = await submit_job(request, services, owner, key)
+    if not replayed:
+        await run_in_threadpool(services.limits.track, owner, job_id)
     links = _links(request, job_id)
     response.headers["Location"] = links.self
-    return SubmitResponse(id=job_id, status=JobState.QUEUED.value, links=links)
+    status = JobState.QUEUED
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+        status = (await run_in_threadpool(services.jobs.info, job_id)).status
+    return SubmitResponse(id=job_id, status=status.value, links=links)
 
 
 @jobs_router.get(
@@ -107,10 +166,13 @@ async def animate(request: Request, response: Response, services: ServicesDep) -
     responses=_NOT_FOUND,
     summary="Status and progress of a job",
 )
-async def job_status(job_id: str, request: Request, services: ServicesDep) -> JobBody:
+async def job_status(
+    job_id: str, request: Request, services: ServicesDep, owner: OwnerDep
+) -> JobBody:
     """State (queued, started, finished, failed, canceled), progress, times, options."""
+    await run_in_threadpool(check_owner, services, owner, job_id)
     info = await run_in_threadpool(services.jobs.info, job_id)
-    return _job_body(request, info)
+    return job_body(request, info)
 
 
 @jobs_router.head("/jobs/{job_id}/result", include_in_schema=False)
@@ -121,14 +183,22 @@ async def job_status(job_id: str, request: Request, services: ServicesDep) -> Jo
     responses={
         200: {"content": {"video/mp4": {}}, "description": "The MP4."},
         206: {"content": {"video/mp4": {}}, "description": "Part of the MP4 (Range)."},
+        307: {
+            "description": "With S3 storage and MCNET_RESULT_REDIRECT on: `Location` is a "
+            "presigned URL of the MP4 (Range requests work there too), valid for "
+            "MCNET_RESULT_URL_TTL seconds."
+        },
         404: {"model": ErrorBody, "description": "No such job, or its result expired."},
         409: {"model": ErrorBody, "description": "The job has not finished."},
         416: {"model": ErrorBody, "description": "The range is past the end."},
     },
     summary="Download the result MP4 (Range requests supported)",
 )
-async def job_result(job_id: str, request: Request, services: ServicesDep) -> Response:
+async def job_result(
+    job_id: str, request: Request, services: ServicesDep, owner: OwnerDep
+) -> Response:
     """The MP4 of a finished job; `Range: bytes=a-b` answers 206 with that part."""
+    await run_in_threadpool(check_owner, services, owner, job_id)
     info = await run_in_threadpool(services.jobs.info, job_id)
     if info.status is not JobState.FINISHED:
         raise JobStateError(_no_result_yet(info))
@@ -136,6 +206,12 @@ async def job_result(job_id: str, request: Request, services: ServicesDep) -> Re
     size = await run_in_threadpool(services.storage.size, key)
     if size is None:
         raise ResultGoneError("The result of this job has expired or was removed.")
+    if services.result_redirect_ttl is not None:
+        url = await run_in_threadpool(
+            services.storage.presigned_url, key, services.result_redirect_ttl, f"{job_id}.mp4"
+        )
+        if url is not None:
+            return RedirectResponse(url, 307, headers={"Cache-Control": "no-store"})
     return await _send_file(request, key, size, job_id, services.storage)
 
 
@@ -159,10 +235,13 @@ def _no_result_yet(info: JobInfo) -> str:
     },
     summary="Cancel a job",
 )
-async def cancel_job(job_id: str, request: Request, services: ServicesDep) -> JobBody:
+async def cancel_job(
+    job_id: str, request: Request, services: ServicesDep, owner: OwnerDep
+) -> JobBody:
     """A queued job never runs; a running one stops between frame batches."""
+    await run_in_threadpool(check_owner, services, owner, job_id)
     info = await run_in_threadpool(services.jobs.cancel, job_id)
-    return _job_body(request, info)
+    return job_body(request, info)
 
 
 @health_router.get("/healthz", summary="The process is alive")
@@ -188,7 +267,10 @@ async def readyz(services: ServicesDep) -> JSONResponse:
 
 
 @health_router.get(
-    "/metrics", summary="Prometheus metrics", response_class=Response, responses=_UNAVAILABLE
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={503: KEYED_RESPONSES[503]},
 )
 async def metrics(services: ServicesDep) -> Response:
     """Prometheus text format."""

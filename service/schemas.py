@@ -22,6 +22,7 @@ class Links(BaseModel):
 
     self: str = Field(description="Status of the job (GET), cancel (DELETE).")
     result: str = Field(description="The MP4 once the job has finished.")
+    events: str = Field(description="Server-Sent Events of the job's progress until it ends.")
 
 
 class SubmitResponse(BaseModel):
@@ -73,6 +74,26 @@ class JobBody(BaseModel):
     links: Links
 
 
+class JobList(BaseModel):
+    """Answer to GET /jobs: a page of the caller's jobs, newest first."""
+
+    jobs: list[JobBody]
+    next_cursor: str | None = Field(
+        None,
+        description="Pass as `cursor` for the next (older) page; null on the last page. A "
+        "page filtered by status may hold fewer than `limit` jobs: go on while this is set.",
+    )
+
+
+class JobEvent(JobBody):
+    """The data of each Server-Sent Event of GET /jobs/{id}/events: the job as GET
+    /jobs/{id} answers it, plus its place in the queue while it waits."""
+
+    queue_position: int | None = Field(
+        None, description="1: the next job to run; null once it has started."
+    )
+
+
 def animate_request_schema() -> dict[str, Any]:
     """OpenAPI request body of POST /animate: the two files and every option of JobOptions."""
     options = JobOptions.model_json_schema()
@@ -93,6 +114,21 @@ def animate_request_schema() -> dict[str, Any]:
         entry = dict(schema)
         entry.pop("title", None)
         properties[name] = entry
+    properties["webhook"] = {
+        "type": "string",
+        "format": "uri",
+        "maxLength": 256,
+        "description": "An http(s) URL the worker posts the job's JSON to, signed (headers "
+        "webhook-id, webhook-timestamp, webhook-signature: `v1,` + base64 HMAC-SHA256 of "
+        "`id.timestamp.body` with the service's secret; see the README). Public addresses "
+        "only unless the operator allows more.",
+    }
+    properties["webhook_events"] = {
+        "type": "string",
+        "default": "completed",
+        "description": "Comma-separated: started, progress (at most every few seconds), "
+        "completed (finished, failed or canceled).",
+    }
     return {
         "required": True,
         "content": {

@@ -8,7 +8,6 @@ under the new job id -> job enqueued. Nothing is stored or queued for a refused 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import shutil
 import tempfile
@@ -31,9 +30,12 @@ from core.errors import (
     UnsupportedMediaError,
 )
 from core.face_check import check_photo_face, check_video_face
+from core.idempotency import fingerprint
+from core.keys import ANONYMOUS
 from core.media_probe import MediaLimits, probe_image, probe_video
 from core.options import JobOptions
 from core.storage import INPUT_NAMES, StorageError, input_key
+from core.webhooks import Network, WebhookTarget, resolve_checked
 from service.deps import Services
 from service.uploads import receive_form
 
@@ -58,6 +60,16 @@ def parse_options(fields: dict[str, str]) -> JobOptions:
             else:
                 problems.append(message)
         raise InvalidOptionsError("Invalid options: " + "; ".join(problems) + ".") from exc
+
+
+def check_webhook(webhook: WebhookTarget, networks: tuple[Network, ...] | None) -> None:
+    """The service sends webhooks (it has a secret) and the URL's host resolves to addresses
+    it may call; InvalidOptionsError (422) otherwise."""
+    if networks is None:
+        raise InvalidOptionsError(
+            "Invalid options: this service sends no webhooks (it has no MCNET_WEBHOOK_SECRET)."
+        )
+    resolve_checked(webhook.url, networks)
 
 
 async def _probe(
@@ -96,8 +108,11 @@ def _spool(folder: Path | None) -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-async def submit_job(request: Request, ctx: Services) -> str:
-    """Handle one POST /animate; return the new job's id. Raises domain errors (core.errors).
+async def submit_job(
+    request: Request, ctx: Services, owner: str = ANONYMOUS, idempotency_key: str | None = None
+) -> tuple[str, bool]:
+    """Handle one POST /animate for `owner`; return the job's id and whether it is the
+    earlier job of the same `idempotency_key` (a retry). Raises domain errors (core.errors).
 
     At most `max_concurrent_uploads` are received at once (503 + Retry-After beyond), and
     `max_concurrent_probes` photos and videos checked at once (memory)."""
@@ -106,19 +121,17 @@ async def submit_job(request: Request, ctx: Services) -> str:
             "The service is receiving as many uploads as it can; please try again shortly."
         )
     async with ctx.upload_slots:
-        return await _submit(request, ctx)
+        return await _submit(request, ctx, owner, idempotency_key)
 
 
-def _check_quota(request: Request, ctx: Services, frames: int) -> None:
+def _check_quota(ctx: Services, owner: str, frames: int) -> None:
     """The queue cap and the key's frame budget (429 beyond them)."""
     if ctx.max_queued_jobs and ctx.jobs.depth() >= ctx.max_queued_jobs:
         raise TooManyJobsError(
             "The queue is full; please submit again in a minute.", retry_after=60
         )
     if ctx.max_frames_per_key and ctx.api_keys:
-        token = request.headers.get("authorization", "").partition(" ")[2].strip()
-        key_id = hashlib.sha256(token.encode()).hexdigest()[:32]
-        if not ctx.jobs.spend_frames(key_id, frames, ctx.max_frames_per_key):
+        if not ctx.jobs.spend_frames(owner, frames, ctx.max_frames_per_key):
             raise TooManyJobsError(
                 f"This API key has used its budget of {ctx.max_frames_per_key} driving frames "
                 "for this hour; please try again later.",
@@ -126,7 +139,9 @@ def _check_quota(request: Request, ctx: Services, frames: int) -> None:
             )
 
 
-async def _submit(request: Request, ctx: Services) -> str:
+async def _submit(
+    request: Request, ctx: Services, owner: str, idempotency_key: str | None
+) -> tuple[str, bool]:
     job_id = str(uuid.uuid4())
     with _spool(ctx.spool_dir) as folder:
         with _storage_errors("receive the upload"):
@@ -139,35 +154,56 @@ async def _submit(request: Request, ctx: Services) -> str:
                 f"Missing file part(s): {', '.join(missing)}. Send the photo as `source` and "
                 "the talking-head video as `driving` (multipart/form-data).",
             )
+        webhook = WebhookTarget.from_form(
+            form.fields.pop("webhook", None), form.fields.pop("webhook_events", None)
+        )
         options = parse_options(form.fields)
+        if webhook is not None:
+            await run_in_threadpool(check_webhook, webhook, ctx.webhook_networks)
         async with ctx.probe_slots:
             await _probe(probe_image, form.files["source"], ctx.media_limits, "photo")
             video = await _probe(
                 probe_video, form.files["driving"], ctx.media_limits, "driving video"
             )
         options.check_best_frame(video.frames)
-        await run_in_threadpool(_check_quota, request, ctx, video.frames)
-        if options.crop == "auto":  # a missing face is refused now, not when a worker runs it
-            async with ctx.probe_slots:
-                await _probe(check_photo_face, form.files["source"], ctx.media_limits, "photo")
-                await _probe(
-                    check_video_face, form.files["driving"], ctx.media_limits, "driving video"
-                )
+        if idempotency_key is not None:
+            # Before the limits: a retry gets its first job even when the key is at them.
+            fields = options.model_dump(mode="json")
+            fields["webhook"] = webhook.as_meta() if webhook is not None else None
+            claim = fingerprint(form.digests, fields)
+            earlier = await run_in_threadpool(
+                ctx.idempotency.claim, owner, idempotency_key, claim, job_id
+            )
+            if earlier is not None:
+                logger.info("job %s returned again (idempotent retry, key %s)", earlier, owner)
+                return earlier, True
         stored: list[str] = []
         try:
+            await run_in_threadpool(_check_quota, ctx, owner, video.frames)
+            if options.crop == "auto":  # a missing face is refused now, not by a worker later
+                async with ctx.probe_slots:
+                    await _probe(check_photo_face, form.files["source"], ctx.media_limits, "photo")
+                    await _probe(
+                        check_video_face, form.files["driving"], ctx.media_limits, "driving video"
+                    )
             for part in INPUT_NAMES:
                 key = input_key(job_id, part)
                 with _storage_errors("store the uploaded files"):
                     await run_in_threadpool(ctx.storage.put_file, key, form.files[part], move=True)
                 stored.append(key)
-            await run_in_threadpool(ctx.jobs.submit, job_id, options, video)
+            await run_in_threadpool(ctx.owners.record, job_id, owner)
+            meta = {"webhook": webhook.as_meta()} if webhook is not None else None
+            await run_in_threadpool(ctx.jobs.submit, job_id, options, video, meta)
         except BaseException:
             for key in stored:
                 try:
                     await run_in_threadpool(ctx.storage.delete, key)
                 except (StorageError, OSError) as exc:
                     logger.warning("upload %s not removed (it expires): %s", key, exc)
+            if idempotency_key is not None:
+                await run_in_threadpool(ctx.idempotency.release, owner, idempotency_key, job_id)
             raise
     ctx.metrics.jobs_submitted.inc()
-    logger.info("job %s queued (%d frames)", job_id, video.frames)
-    return job_id
+    ctx.metrics.jobs_by_key.labels(owner).inc()
+    logger.info("job %s queued (%d frames, key %s)", job_id, video.frames, owner)
+    return job_id, False

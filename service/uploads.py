@@ -10,6 +10,7 @@ content is probed later.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -55,6 +56,7 @@ class ReceivedForm:
 
     files: dict[str, Path] = field(default_factory=dict)
     sizes: dict[str, int] = field(default_factory=dict)
+    digests: dict[str, str] = field(default_factory=dict)  # SHA-256 of each file part
     fields: dict[str, str] = field(default_factory=dict)
 
 
@@ -72,6 +74,7 @@ class _Receiver:
         self._file: IO[bytes] | None = None
         self._value = bytearray()
         self._size = 0
+        self._hash = hashlib.sha256()
 
     def callbacks(self) -> dict[str, object]:
         """The callback table python-multipart expects."""
@@ -119,6 +122,7 @@ class _Receiver:
         if name in self.limits.files:
             path = self.folder / name
             self._file = open(path, "wb")  # closed in on_part_end or close()
+            self._hash = hashlib.sha256()
             self.form.files[name] = path
 
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
@@ -133,6 +137,7 @@ class _Receiver:
                     f"The {name} file is larger than the limit of {_human(limit)}."
                 )
             self._file.write(data[start:end])
+            self._hash.update(data[start:end])
         else:
             if self._size > self.limits.max_field_bytes:
                 raise InvalidRequestError(f"The value of {name!r} is too long.")
@@ -146,6 +151,7 @@ class _Receiver:
             self._file.close()
             self._file = None
             self.form.sizes[name] = self._size
+            self.form.digests[name] = self._hash.hexdigest()
         else:
             try:
                 self.form.fields[name] = bytes(self._value).decode("utf-8")

@@ -31,3 +31,9 @@ def test_the_api_loads_no_torch_model_or_worker() -> None:
 def test_the_core_loads_no_torch_and_no_web_framework(module: str) -> None:
     banned = ("torch", "cv2", "fastapi", "starlette", "service", "worker", "model")
     assert _loaded(module, banned) == []
+
+
+@pytest.mark.parametrize("module", ["core.client", "core.client_cli"])
+def test_the_client_loads_no_server_queue_store_or_model(module: str) -> None:
+    banned = ("torch", "fastapi", "starlette", "redis", "rq", "boto3", "av", "service", "worker")
+    assert _loaded(module, banned) == []

@@ -11,6 +11,8 @@ Every name starts with `mcnet_`; each worker builds its own `CollectorRegistry`:
     mcnet_worker_model_load_seconds                  seconds the model took to load
     mcnet_worker_busy                                1 while a job runs
     mcnet_worker_info{name,device,precision}         constant 1, labels describe the worker
+    mcnet_worker_webhooks_total{event,outcome}       webhook messages: delivered, retried,
+                                                     failed, refused, dropped, skipped
 """
 
 from __future__ import annotations
@@ -46,6 +48,14 @@ class WorkerMetrics:
             "mcnet_worker_jobs",
             "Jobs ended on this worker, by outcome.",
             ["outcome"],
+            registry=registry,
+        )
+        self.webhooks = Counter(
+            "mcnet_worker_webhooks",
+            "Webhook messages by event and outcome: delivered, retried (a try failed), failed "
+            "(given up), refused (address not allowed), dropped (queue full), skipped (the "
+            "job went back to the queue).",
+            ["event", "outcome"],
             registry=registry,
         )
         self.frames_done = Gauge(

@@ -78,6 +78,7 @@ class WorkerContext:
     work_dir: Path | None = None
     media_settings: MediaSettings | None = None
     model: str = DEMO_MODEL  # the model's label (worker.animator.describe_model)
+    on_progress: Callable[[Progress], None] | None = None  # webhooks (worker.webhooks)
 
     def write_meta(self, job: Job) -> None:
         """Store the job's meta if this run still owns the job (else flag the loss)."""
@@ -107,10 +108,12 @@ class ProgressReporter:
         metrics: WorkerMetrics,
         frames_total: int,
         write: Callable[[Job], None],
+        on_write: Callable[[Progress], None] | None = None,
     ) -> None:
         self.job = job
         self.metrics = metrics
         self._save = write
+        self.on_write = on_write
         self.last = Progress(Stage.QUEUED, 0, frames_total)
         self._written_at = 0.0
         self._batch_started = time.perf_counter()
@@ -146,6 +149,8 @@ class ProgressReporter:
             if due:
                 self._write(current)
                 self._written_at = now
+                if self.on_write is not None:
+                    self.on_write(current)
 
     def _write(self, progress: Progress) -> None:
         if self.job is None:
@@ -217,7 +222,9 @@ def animate_job(job_id: str, options: dict[str, Any], video: dict[str, Any]) -> 
     job_options = JobOptions.model_validate(options)
     probed = VideoInfo(**video)
     frames = probed.frames
-    reporter = ProgressReporter(job, context.metrics, frames, context.write_meta)
+    reporter = ProgressReporter(
+        job, context.metrics, frames, context.write_meta, context.on_progress
+    )
     should_cancel = StopCheck(
         lambda: cancel_requested(connection, job_id), context.should_stop, context.lost
     )

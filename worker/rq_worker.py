@@ -74,6 +74,7 @@ from worker.metrics import WorkerMetrics
 from worker.recovery import Recovery, fence_keep
 from worker.redis_retry import retrying
 from worker.rq_task import JOB_FOLDER_PREFIX, ShutdownRequeueError, WorkerContext, worker_context
+from worker.webhooks import WebhookSender, job_webhooks, webhook_sender
 
 if TYPE_CHECKING:
     from rq.executions import Execution
@@ -93,6 +94,7 @@ class WorkerParts:
     settings: WorkerSettings
     media_settings: MediaSettings | None = None
     model: str = DEMO_MODEL  # the model's label (worker.animator.describe_model)
+    webhooks: WebhookSender | None = None
 
 
 def outcome_of(
@@ -288,6 +290,7 @@ class MCNetWorker(SimpleWorker):
         beats = threading.Thread(
             target=self._beat, args=(job, execution, run, stop), name="heartbeat", daemon=True
         )
+        hooks = job_webhooks(self.parts.webhooks, job)
         context = WorkerContext(
             animator=self.parts.animator,
             storage=self.parts.storage,
@@ -300,6 +303,7 @@ class MCNetWorker(SimpleWorker):
             work_dir=self.parts.settings.work_dir,
             media_settings=self.parts.media_settings,
             model=self.parts.model,
+            on_progress=hooks.progress,
         )
         job.meta.pop("outcome", None)  # an earlier run's
         self._run = run
@@ -317,6 +321,7 @@ class MCNetWorker(SimpleWorker):
             metrics.busy.set(0)
             metrics.frames_done.set(0)
             metrics.frames_total.set(0)
+            hooks.completed()
         metrics.jobs.labels(self._outcome).inc()
         metrics.job_seconds.labels(self._outcome).observe(time.perf_counter() - started)
         try:
@@ -604,6 +609,7 @@ def main(argv: list[str] | None = None) -> int:
         logger.info("metrics on http://%s:%d/metrics", settings.metrics_host, settings.metrics_port)
     connection = Redis.from_url(settings.redis_url, health_check_interval=30)
     queue = Queue(settings.queue_name, connection=connection, serializer=SERIALIZER)
+    webhooks = webhook_sender(settings, connection, metrics)
     parts = WorkerParts(
         animator=animator,
         storage=storage,
@@ -611,6 +617,7 @@ def main(argv: list[str] | None = None) -> int:
         settings=settings,
         media_settings=media_settings(settings),
         model=describe_model(settings),
+        webhooks=webhooks,
     )
     worker = MCNetWorker([queue], parts, name=name, connection=connection)
     try:
@@ -620,6 +627,9 @@ def main(argv: list[str] | None = None) -> int:
     except WorkerNameTakenError as exc:
         logger.error("%s", exc)
         return 2
+    finally:
+        if webhooks is not None:
+            webhooks.close(grace=settings.webhook_timeout)
     return 0
 
 

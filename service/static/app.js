@@ -1,5 +1,6 @@
 // The MCNet web page: pick a photo and a driving video, submit them to POST /animate,
-// follow GET /jobs/{id} until the job ends, then show and offer the MP4.
+// follow the job's progress events (GET /jobs/{id}/events; polling GET /jobs/{id} when
+// the stream is unavailable) until the job ends, then show and offer the MP4.
 // Plain JavaScript, no build step, nothing loaded from elsewhere.
 "use strict";
 
@@ -37,6 +38,7 @@
   let jobLinks = null;
   let uploadAbort = null;
   let pollTimer = null;
+  let eventsAbort = null;
   const objectUrls = { source: null, driving: null, result: null };
 
   // stage -> what it does, as the API lists them (GET stages)
@@ -341,7 +343,45 @@
     app.dataset.jobId = jobId;
     setState("running");
     showProgress({ stage: "queued", frames_done: 0, frames_total: 0 }, "queued");
-    poll(mine, POLL_MS, 0);
+    listen(mine);
+  }
+
+  // Server-Sent Events read with fetch (an EventSource cannot send the API key); any
+  // failure of the stream falls back to polling.
+  async function listen(mine) {
+    stopPolling();
+    const url = (jobLinks && jobLinks.events) || statusUrl() + "/events";
+    const abort = new AbortController();
+    eventsAbort = abort;
+    let ended = false;
+    try {
+      const response = await fetch(url, {
+        headers: { ...headers(), Accept: "text/event-stream" },
+        cache: "no-store",
+        signal: abort.signal,
+      });
+      if (!response.ok || !response.body) throw new Error("no event stream");
+      const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buffer = "";
+      while (!ended) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buffer += value.replace(/\r\n?/g, "\n");
+        let cut;
+        while (!ended && (cut = buffer.indexOf("\n\n")) >= 0) {
+          const block = buffer.slice(0, cut);
+          buffer = buffer.slice(cut + 2);
+          const data = block.split("\n").filter((line) => line.startsWith("data:"))
+            .map((line) => line.slice(5).trimStart()).join("\n");
+          if (!data || mine !== run) continue;
+          ended = await showJob(mine, JSON.parse(data));
+        }
+      }
+    } catch (_) {
+      // aborted by the page, or the stream broke: polling takes over below
+    }
+    if (eventsAbort === abort) eventsAbort = null;
+    if (!ended && mine === run && !abort.signal.aborted) poll(mine, POLL_MS, 0);
   }
 
   function statusUrl() {
@@ -351,6 +391,8 @@
   function stopPolling() {
     if (pollTimer) clearTimeout(pollTimer);
     pollTimer = null;
+    if (eventsAbort) eventsAbort.abort();
+    eventsAbort = null;
   }
 
   function poll(mine, delay, failures) {
@@ -379,6 +421,11 @@
     }
     const job = await response.json();
     if (mine !== run) return;
+    if (!(await showJob(mine, job))) poll(mine, POLL_MS, 0);
+  }
+
+  // Show a job's state; true when it has ended.
+  async function showJob(mine, job) {
     showProgress(job.progress || {}, job.status, job.queue_position);
     if (job.status === "finished") {
       await finish(mine, job);
@@ -389,8 +436,9 @@
       setState(readyState());
       submitHelp.textContent = "The job was canceled.";
     } else {
-      poll(mine, POLL_MS, 0);
+      return false;
     }
+    return true;
   }
 
   function showProgress(progress, status, queuePosition) {

@@ -6,6 +6,7 @@ the result; errors appear as sentences on the page.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -259,5 +260,44 @@ def test_api_key_is_asked_for_and_sent(
         assert facts["src"].startswith("blob:")  # fetched with the key, played from memory
         assert facts["duration"] == pytest.approx(0.4, abs=0.15)
         assert page.locator("#download").get_attribute("href").startswith("blob:")
+    finally:
+        page.context.close()
+
+
+def test_progress_arrives_as_events_with_polling_disabled(
+    browser: Any, keyed_site: str, inputs: Path, photo: Path
+) -> None:
+    """The page follows the job through GET /jobs/{id}/events (sending the API key); every
+    GET /jobs/{id} (the polling fallback) is cut off, and none is needed."""
+    long_video = talking_video(inputs, frames=40, name="forty.mp4")
+    polls: list[str] = []
+    streams: list[int] = []
+
+    def no_polling(route: Any) -> None:
+        if route.request.method == "GET":
+            polls.append(route.request.url)
+            route.abort()
+        else:
+            route.continue_()
+
+    def watch(page: Any) -> None:
+        page.add_init_script(f"sessionStorage.setItem('mcnet.apiKey', '{API_KEY}')")
+        page.route(re.compile(r".*/jobs/[0-9a-f-]{36}$"), no_polling)
+        page.on(
+            "response",
+            lambda r: streams.append(r.status) if r.url.endswith("/events") else None,
+        )
+
+    page = open_page(browser, keyed_site, before=watch)
+    try:
+        choose(page, photo, long_video)
+        page.check("input[name=crop][value=none]")
+        page.click("#submit")
+        assert wait_state(page, "finished", "error") == "finished", page.inner_text("#error")
+        assert polls == [] and streams == [200]
+        values = [e["value"] for e in page.evaluate("window.__progress") if e["value"] is not None]
+        assert values == sorted(values) and values[-1] == 100
+        assert any(0 < value < 100 for value in values), f"no progress between: {values}"
+        assert page.inner_text("#frames") == "40 / 40 frames"
     finally:
         page.context.close()

@@ -1,0 +1,270 @@
+"""A small typed Python client of the animation API (httpx; no torch, no FastAPI).
+
+    from core.client import Client
+
+    with Client("http://127.0.0.1:8000", api_key="...") as api:
+        job = api.submit("photo.jpg", "talking.mp4", {"layout": "side_by_side"})
+        job = api.wait(job.id, on_progress=lambda j: print(j.progress.frames_done))
+        api.download(job.id, "result.mp4")
+
+`submit` sends an `Idempotency-Key` (a new UUID unless given) and retries a submit whose
+connection broke, or that was answered 429/503, with the same key: the service then
+returns the first job instead of queueing another. `wait` follows the job's Server-Sent
+Events and falls back to polling when the stream is unavailable.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from core.protocol import JobState, Progress, Stage
+
+ENDED = (JobState.FINISHED, JobState.FAILED, JobState.CANCELED)
+
+
+class ApiError(Exception):
+    """The service refused a request: its status, its sentence, and when to retry."""
+
+    def __init__(self, status: int, detail: str, retry_after: float | None = None) -> None:
+        super().__init__(f"{status}: {detail}")
+        self.status = status
+        self.detail = detail
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class Job:
+    """A job as the service describes it (GET /jobs/{id}, an event, a list entry)."""
+
+    id: str
+    status: JobState
+    progress: Progress
+    error: str | None = None
+    queue_position: int | None = None
+    result_url: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def ended(self) -> bool:
+        """Whether the job has finished, failed or been canceled."""
+        return self.status in ENDED
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> Job:
+        """From the service's JSON."""
+        progress = body.get("progress") or {}
+        return cls(
+            id=str(body["id"]),
+            status=JobState(body["status"]),
+            progress=Progress(
+                stage=Stage(progress.get("stage", Stage.QUEUED)),
+                frames_done=int(progress.get("frames_done", 0)),
+                frames_total=int(progress.get("frames_total", 0)),
+            ),
+            error=body.get("error"),
+            queue_position=body.get("queue_position"),
+            result_url=body.get("result_url"),
+            options=dict(body.get("options") or {}),
+            warnings=list(body.get("warnings") or []),
+        )
+
+
+def _raise_for(answer: httpx.Response) -> None:
+    if answer.is_success or answer.is_redirect:
+        return
+    try:
+        detail = str(answer.json().get("detail", answer.text))
+    except ValueError:
+        detail = answer.text or answer.reason_phrase
+    retry_after = answer.headers.get("retry-after")
+    raise ApiError(
+        answer.status_code,
+        detail,
+        float(retry_after) if retry_after and retry_after.isdigit() else None,
+    )
+
+
+class Client:
+    """The animation API at `base_url`."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None = None,
+        *,
+        timeout: float = 60.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.http = httpx.Client(
+            base_url=base_url.rstrip("/"), headers=headers, timeout=timeout, transport=transport
+        )
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connections."""
+        self.http.close()
+
+    def submit(
+        self,
+        source: str | Path,
+        driving: str | Path,
+        options: dict[str, Any] | None = None,
+        *,
+        idempotency_key: str | None = None,
+        attempts: int = 4,
+        webhook: str | None = None,
+        webhook_events: list[str] | None = None,
+    ) -> Job:
+        """Upload the photo and the driving video with job options ({"motion": "absolute",
+        "seed": 3, ...}); returns the queued job. Retried with the same Idempotency-Key
+        when the connection breaks or the service answers 429/503."""
+        key = idempotency_key or str(uuid.uuid4())
+        fields = {name: _form_value(value) for name, value in (options or {}).items()}
+        if webhook is not None:
+            fields["webhook"] = webhook
+        if webhook_events is not None:
+            fields["webhook_events"] = ",".join(webhook_events)
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                with open(source, "rb") as photo, open(driving, "rb") as video:
+                    answer = self.http.post(
+                        "/animate",
+                        files={"source": photo, "driving": video},
+                        data=fields,
+                        headers={"Idempotency-Key": key},
+                    )
+            except httpx.TransportError:
+                if attempt == attempts:
+                    raise
+                time.sleep(min(2.0**attempt, 10.0))
+                continue
+            if answer.status_code in (429, 503) and attempt < attempts:
+                wait = answer.headers.get("retry-after", "")
+                time.sleep(min(float(wait) if wait.isdigit() else 2.0**attempt, 60.0))
+                continue
+            _raise_for(answer)
+            return self.get(answer.json()["id"])
+
+    def get(self, job_id: str) -> Job:
+        """The job now."""
+        answer = self.http.get(f"/jobs/{job_id}")
+        _raise_for(answer)
+        return Job.from_json(answer.json())
+
+    def cancel(self, job_id: str) -> Job:
+        """Cancel: a queued job never runs; a running one stops between frame batches."""
+        answer = self.http.delete(f"/jobs/{job_id}")
+        _raise_for(answer)
+        return Job.from_json(answer.json())
+
+    def list(self, status: JobState | str | None = None, page_size: int = 50) -> Iterator[Job]:
+        """The caller's jobs, newest first (every page, fetched as needed)."""
+        cursor: str | None = None
+        while True:
+            params: dict[str, Any] = {"limit": page_size}
+            if status is not None:
+                params["status"] = JobState(status).value
+            if cursor:
+                params["cursor"] = cursor
+            answer = self.http.get("/jobs", params=params)
+            _raise_for(answer)
+            body = answer.json()
+            for entry in body["jobs"]:
+                yield Job.from_json(entry)
+            cursor = body.get("next_cursor")
+            if not cursor:
+                return
+
+    def wait(
+        self,
+        job_id: str,
+        on_progress: Callable[[Job], None] | None = None,
+        *,
+        timeout: float | None = None,
+        poll_interval: float = 1.0,
+    ) -> Job:
+        """Follow the job until it ends (its progress events; polling when the stream is
+        unavailable); `on_progress` gets each state seen. TimeoutError after `timeout` s."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            for job in self._events(job_id, timeout):
+                if on_progress is not None:
+                    on_progress(job)
+                if job.ended:
+                    return job
+                if deadline is not None and time.monotonic() > deadline:
+                    raise TimeoutError(f"job {job_id} did not end within {timeout} s")
+        except (httpx.TransportError, ApiError) as exc:
+            if isinstance(exc, ApiError) and exc.status == 404:
+                raise
+        while True:  # the stream broke or ended early: poll
+            job = self.get(job_id)
+            if on_progress is not None:
+                on_progress(job)
+            if job.ended:
+                return job
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"job {job_id} did not end within {timeout} s")
+            time.sleep(poll_interval)
+
+    def _events(self, job_id: str, timeout: float | None) -> Iterator[Job]:
+        read = httpx.Timeout(self.http.timeout.connect, read=timeout or 60.0)
+        with self.http.stream("GET", f"/jobs/{job_id}/events", timeout=read) as stream:
+            if not stream.is_success:
+                stream.read()
+                _raise_for(stream)
+            data: list[str] = []
+            for line in stream.iter_lines():
+                if line.startswith("data:"):
+                    data.append(line[5:].strip())
+                elif line == "" and data:
+                    yield Job.from_json(json.loads("\n".join(data)))
+                    data = []
+
+    def download(self, job_id: str, path: str | Path) -> Path:
+        """Save the result MP4 at `path` (written under a temporary name, then renamed);
+        follows the service's redirect to a presigned URL."""
+        target = Path(path)
+        partial = target.with_name(target.name + ".part")
+        with self.http.stream("GET", f"/jobs/{job_id}/result", follow_redirects=False) as answer:
+            if answer.is_redirect:
+                location = answer.headers["location"]
+                with httpx.stream("GET", location, timeout=self.http.timeout) as moved:
+                    _raise_for(moved)
+                    _save(moved, partial)
+            else:
+                if not answer.is_success:
+                    answer.read()
+                _raise_for(answer)
+                _save(answer, partial)
+        partial.replace(target)
+        return target
+
+
+def _save(answer: httpx.Response, path: Path) -> None:
+    with open(path, "wb") as out:
+        for chunk in answer.iter_bytes(1 << 20):
+            out.write(chunk)
+
+
+def _form_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
