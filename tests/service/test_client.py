@@ -50,7 +50,6 @@ def test_client_submit_wait_download_cancel_list(stack: Stack, tmp_path: Path) -
             job = api.submit(source, driving, {"seed": 4, "crop": "none", "audio": False})
             assert transport.cut == 1, "the first answer was lost; the submit was retried"
             assert [j.id for j in api.list()] == [job.id], "one job, not two"
-            assert job.status in (JobState.QUEUED, JobState.STARTED)
             assert job.options["seed"] == 4 and job.options["audio"] is False
 
             seen: list[Job] = []
