@@ -204,14 +204,24 @@ class JobQueue:
                 continue
         if not valid:
             return {}
-        found = Job.fetch_many(valid, connection=self.connection, serializer=SERIALIZER)
-        return {job.id: self._info(job) for job in found if job is not None}
+        found = [
+            job
+            for job in Job.fetch_many(valid, connection=self.connection, serializer=SERIALIZER)
+            if job is not None
+        ]
+        waiting = any(
+            state_of(job.get_status(refresh=False), job.meta or {}) is JobState.QUEUED
+            for job in found
+        )
+        positions = self.queue_positions() if waiting else {}  # the queue's order, read once
+        return {job.id: self._info(job, positions) for job in found}
 
     def queue_positions(self) -> dict[str, int]:
         """Place of each waiting job in the queue (1: the next to run), in one read."""
         return {job_id: place for place, job_id in enumerate(self.queue.get_job_ids(), 1)}
 
-    def _info(self, job: Job) -> JobInfo:
+    def _info(self, job: Job, positions: dict[str, int] | None = None) -> JobInfo:
+        """`positions`: the queue's places (queue_positions), when read already."""
         meta = job.meta or {}
         state = state_of(job.get_status(refresh=False), meta)
         error = failure_reason(job, meta, self.settings) if state is JobState.FAILED else None
@@ -236,7 +246,11 @@ class JobQueue:
             warnings=[str(w) for w in meta.get("warnings") or []],
             precision=meta.get("precision"),
             model=meta.get("model"),
-            queue_position=self._position(job) if state is JobState.QUEUED else None,
+            queue_position=(
+                (self._position(job) if positions is None else positions.get(job.id))
+                if state is JobState.QUEUED
+                else None
+            ),
         )
 
     def _position(self, job: Job) -> int | None:

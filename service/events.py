@@ -32,7 +32,6 @@ class Snapshot:
     """A job as one tick read it; `info` None: the job no longer exists."""
 
     info: JobInfo | None
-    queue_position: int | None
 
 
 class JobWatcher:
@@ -94,12 +93,4 @@ class JobWatcher:
 
     def _read(self, job_ids: list[str]) -> dict[str, Snapshot]:
         infos = self.jobs.infos(job_ids)
-        waiting = any(info.status is JobState.QUEUED for info in infos.values())
-        positions = self.jobs.queue_positions() if waiting else {}
-        return {
-            job_id: Snapshot(
-                infos.get(job_id),
-                positions.get(job_id) if job_id in infos else None,
-            )
-            for job_id in job_ids
-        }
+        return {job_id: Snapshot(infos.get(job_id)) for job_id in job_ids}

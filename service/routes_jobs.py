@@ -65,8 +65,8 @@ async def list_jobs(
     return JobList(jobs=[job_body(request, info) for info in infos], next_cursor=next_cursor)
 
 
-def _event(request: Request, info: JobInfo, queue_position: int | None) -> str:
-    body = JobEvent(**job_body(request, info).model_dump(), queue_position=queue_position)
+def _event(request: Request, info: JobInfo) -> str:
+    body = JobEvent(**job_body(request, info).model_dump())
     ended = info.status in (JobState.FINISHED, JobState.FAILED, JobState.CANCELED)
     return f"event: {'end' if ended else 'progress'}\ndata: {body.model_dump_json()}\n\n"
 
@@ -102,7 +102,7 @@ async def job_events(
                 continue
             if snapshot.info is None:  # expired while watched
                 return
-            text = _event(request, snapshot.info, snapshot.queue_position)
+            text = _event(request, snapshot.info)
             if text != last:
                 yield text
                 last = text

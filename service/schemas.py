@@ -87,11 +87,7 @@ class JobList(BaseModel):
 
 class JobEvent(JobBody):
     """The data of each Server-Sent Event of GET /jobs/{id}/events: the job as GET
-    /jobs/{id} answers it, plus its place in the queue while it waits."""
-
-    queue_position: int | None = Field(
-        None, description="1: the next job to run; null once it has started."
-    )
+    /jobs/{id} answers it (with its place in the queue while it waits)."""
 
 
 def animate_request_schema() -> dict[str, Any]:

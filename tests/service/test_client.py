@@ -41,8 +41,7 @@ class CutAfterSending(httpx.BaseTransport):
 
 
 def test_client_submit_wait_download_cancel_list(stack: Stack, tmp_path: Path) -> None:
-    stack.start_worker()
-    source, driving = make_inputs(tmp_path, frames=6)
+    source, driving = make_inputs(tmp_path, frames=24)
     app = create_app(stack.settings(api_keys=KEYS, events_interval=0.1))
     with ApiServer(app) as server:
         transport = CutAfterSending()
@@ -52,14 +51,15 @@ def test_client_submit_wait_download_cancel_list(stack: Stack, tmp_path: Path) -
             assert [j.id for j in api.list()] == [job.id], "one job, not two"
             assert job.options["seed"] == 4 and job.options["audio"] is False
 
+            stack.start_worker()  # now: the job waits, so the stream sees it move
             seen: list[Job] = []
             final = api.wait(job.id, seen.append, timeout=120)
             assert final.status is JobState.FINISHED and final.ended
-            assert final.progress == final.progress.__class__(Stage.DONE, 6, 6)
+            assert final.progress == final.progress.__class__(Stage.DONE, 24, 24)
             order = [(j.progress.stage.order, j.progress.frames_done) for j in seen]
             assert order == sorted(order) and len(seen) >= 2
             saved = api.download(job.id, tmp_path / "out.mp4")
-            assert probe_output(saved).frames == 6
+            assert probe_output(saved).frames == 24
             assert not (tmp_path / "out.mp4.part").exists()
 
             queued = api.submit(source, driving, {"crop": "none"})

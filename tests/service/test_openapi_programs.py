@@ -7,7 +7,7 @@ from tests.service.conftest import Stack
 
 def test_openapi_documents_the_api_for_programs(stack: Stack) -> None:
     with stack.api(api_keys=["k"]) as client:
-        schema = client.get("/openapi.json").json()
+        schema = client.get("/openapi.json", headers={"Authorization": "Bearer k"}).json()
     paths = schema["paths"]
     submit = paths["/animate"]["post"]
     assert [p["name"] for p in submit["parameters"]] == ["idempotency-key"]

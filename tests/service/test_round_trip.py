@@ -197,7 +197,7 @@ def test_bad_input_found_by_the_worker_fails_once_with_a_readable_reason(
     metrics = worker.metrics()
     assert 'mcnet_worker_jobs_total{outcome="failed"} 1.0' in metrics, "not retried"
     log = worker.log_text()
-    assert f"INFO worker.rq_worker: job {job_id} failed on its input" in log
+    assert f"INFO worker.rq_worker: job {job_id}: failed (The uploaded files" in log
     assert "Traceback" not in log and " ERROR " not in log
 
 
