@@ -8,10 +8,12 @@ written for the person who sent the file.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import struct
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -112,14 +114,10 @@ class Photo(NamedTuple):
     mode: str
 
 
-def open_photo(path: str | os.PathLike[str], limits: MediaLimits | None = None) -> Photo:
-    """Open, check and decode the photo at `path` (JPEG, PNG or WebP within `limits`).
-
-    Raises UnsupportedMediaError (another kind of file), InputTooLargeError (over a
-    limit, checked from the header before decoding) or InvalidInputError (empty, damaged).
-    """
-    limits = limits or MediaLimits()
-    path = Path(path)
+@contextlib.contextmanager
+def _photo(path: Path, limits: MediaLimits) -> Iterator[Image.Image]:
+    """The photo at `path` opened and checked from its header (kind, size); errors while
+    opening it or while decoding it in the `with` body become our errors."""
     _check_not_empty(path, "photo")
     try:
         with Image.open(path) as img:
@@ -128,26 +126,31 @@ def open_photo(path: str | os.PathLike[str], limits: MediaLimits | None = None) 
                     f"The photo is a {img.format or 'unknown'} file; please send {IMAGE_KINDS}."
                 )
             check_image_size(img.width, img.height, limits)
-            img.load()
-            return Photo(ImageOps.exif_transpose(img), str(img.format), img.mode)
+            yield img
     except Image.DecompressionBombError as exc:
         raise InputTooLargeError("The photo declares far too many pixels.") from exc
     except UnidentifiedImageError as exc:
-        raise _not_a_photo(path) from exc
-    except (OSError, ValueError, SyntaxError) as exc:
+        if _looks_like_video(path):
+            raise UnsupportedMediaError(
+                f"The photo is a video, not a still picture; please send {IMAGE_KINDS} as "
+                "the photo (source) and the video as the driving video (driving)."
+            ) from exc
+        raise UnsupportedMediaError(
+            f"The photo is not an image we can read; please send {IMAGE_KINDS}."
+        ) from exc
+    except (OSError, ValueError, SyntaxError, zlib.error, struct.error) as exc:
         raise InvalidInputError(f"The photo is damaged or truncated ({exc}).") from exc
 
 
-def _not_a_photo(path: Path) -> UnsupportedMediaError:
-    """The error for a photo Pillow does not know: a video sent as the photo, or other."""
-    if _looks_like_video(path):
-        return UnsupportedMediaError(
-            f"The photo is a video, not a still picture; please send {IMAGE_KINDS} as "
-            "the photo (source) and the video as the driving video (driving)."
-        )
-    return UnsupportedMediaError(
-        f"The photo is not an image we can read; please send {IMAGE_KINDS}."
-    )
+def open_photo(path: str | os.PathLike[str], limits: MediaLimits | None = None) -> Photo:
+    """Open, check and decode the photo at `path` (JPEG, PNG or WebP within `limits`).
+
+    Raises UnsupportedMediaError (another kind of file), InputTooLargeError (over a
+    limit, checked from the header before decoding) or InvalidInputError (empty, damaged).
+    """
+    with _photo(Path(path), limits or MediaLimits()) as img:
+        img.load()
+        return Photo(ImageOps.exif_transpose(img), str(img.format), img.mode)
 
 
 def probe_image(path: str | os.PathLike[str], limits: MediaLimits | None = None) -> ImageInfo:
@@ -155,32 +158,18 @@ def probe_image(path: str | os.PathLike[str], limits: MediaLimits | None = None)
     holding at most a reduced copy of them: a JPEG decodes at 1/8 scale (the decoder
     scales), a PNG's image data is decompressed piece by piece and counted; a WebP decodes
     whole (its size is bounded by the limits). Errors as `open_photo`."""
-    limits = limits or MediaLimits()
     path = Path(path)
-    _check_not_empty(path, "photo")
-    try:
-        with Image.open(path) as img:
-            if img.format not in IMAGE_FORMATS:
-                raise UnsupportedMediaError(
-                    f"The photo is a {img.format or 'unknown'} file; please send {IMAGE_KINDS}."
-                )
-            check_image_size(img.width, img.height, limits)
-            info = ImageInfo(img.width, img.height, str(img.format), img.mode)
-            if _orientation(img) in (5, 6, 7, 8):
-                info = ImageInfo(img.height, img.width, info.format, info.mode)
-            if img.format == "PNG":
-                _inflate_png(path, img)
-            else:
-                if img.format in ("JPEG", "MPO"):
-                    img.draft("RGB", (max(1, img.width // 8), max(1, img.height // 8)))
-                img.load()
-            return info
-    except Image.DecompressionBombError as exc:
-        raise InputTooLargeError("The photo declares far too many pixels.") from exc
-    except UnidentifiedImageError as exc:
-        raise _not_a_photo(path) from exc
-    except (OSError, ValueError, SyntaxError, zlib.error, struct.error) as exc:
-        raise InvalidInputError(f"The photo is damaged or truncated ({exc}).") from exc
+    with _photo(path, limits or MediaLimits()) as img:
+        info = ImageInfo(img.width, img.height, str(img.format), img.mode)
+        if _orientation(img) in (5, 6, 7, 8):
+            info = ImageInfo(img.height, img.width, info.format, info.mode)
+        if img.format == "PNG":
+            _inflate_png(path, img)
+        else:
+            if img.format in ("JPEG", "MPO"):
+                img.draft("RGB", (max(1, img.width // 8), max(1, img.height // 8)))
+            img.load()
+        return info
 
 
 def _orientation(img: Image.Image) -> int:
