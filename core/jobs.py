@@ -247,16 +247,11 @@ class JobQueue:
             precision=meta.get("precision"),
             model=meta.get("model"),
             queue_position=(
-                (self._position(job) if positions is None else positions.get(job.id))
+                (self.queue_positions() if positions is None else positions).get(job.id)
                 if state is JobState.QUEUED
                 else None
             ),
         )
-
-    def _position(self, job: Job) -> int | None:
-        """1-based place of a queued job in the queue; None when it is not in it."""
-        index = self.queue.get_job_position(job.id)
-        return None if index is None else int(index) + 1
 
     def _abandoned(self, job: Job) -> bool:
         """Whether the running job's lease has lapsed: its worker stopped renewing it
