@@ -1,6 +1,6 @@
 """Is there a face? The API asks before it queues a crop=auto job (torch-free, bounded cost).
 
-The photo is searched as the worker searches it (capped to the output's side); the driving
+The photo is searched on a reduced decode (PHOTO_SEARCH_SIDE); the driving
 video on a few frames spread over its length (one seek and one decoded frame each). A photo
 or video without a face is refused at once with the worker's own sentence
 (core.errors.NoFaceError) instead of failing when a worker reaches it, maybe minutes later.
@@ -21,7 +21,13 @@ import av.error
 import numpy as np
 
 from core.errors import NoFaceError
-from core.media_probe import MediaLimits, display_rotation, open_photo, open_video_container
+from core.media_probe import (
+    MediaLimits,
+    display_rotation,
+    open_reduced_photo,
+    open_video_container,
+)
+from core.memory import release_free_memory
 
 if TYPE_CHECKING:
     from core.face_detector import FaceDetector
@@ -29,6 +35,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 VIDEO_SAMPLES = 6  # driving frames looked at, spread evenly over the clip
+# Longest side a photo is searched at: YuNet finds faces down to ~12 px there, and a
+# reduced decode (JPEG) or a freed full one (PNG, WebP) keeps a check's memory small.
+PHOTO_SEARCH_SIDE = 1280
 _local = threading.local()  # OpenCV's YuNet is not thread-safe: one detector per thread
 
 
@@ -46,10 +55,16 @@ def _has_face(image: np.ndarray, max_side: int) -> bool:
 
 
 def check_photo_face(path: str | os.PathLike[str], limits: MediaLimits) -> None:
-    """NoFaceError("source") if the photo (upright, searched at up to the output's side, as
-    the worker searches it) has no face."""
-    image = np.asarray(open_photo(path, limits).image.convert("RGB"))
-    if not _has_face(image, limits.max_output_side):
+    """NoFaceError("source") if the photo (upright, reduced to PHOTO_SEARCH_SIDE or the
+    output's side if smaller) has no face. Freed memory goes back to the system."""
+    side = min(PHOTO_SEARCH_SIDE, limits.max_output_side)
+    try:
+        image = np.asarray(open_reduced_photo(path, limits, side).image.convert("RGB"))
+        found = _has_face(image, side)
+        del image
+    finally:
+        release_free_memory()
+    if not found:
         raise NoFaceError("source")
 
 

@@ -52,6 +52,7 @@ from core.protocol import (
 )
 from core.settings import QueueSettings
 from core.storage import check_job_id
+from core.webhooks import outbox_key
 
 logger = logging.getLogger(__name__)
 
@@ -281,6 +282,9 @@ class JobQueue:
                 logger.debug("job %s was already canceled", job_id)
             self.connection.hset(job.key, "ended_at", utcformat(utcnow()))
             self.connection.expire(job.key, self.settings.failure_ttl)
+            if (job.meta or {}).get("webhook"):  # no worker runs it: one sends `completed`
+                self.connection.rpush(outbox_key(self.queue.name), job_id)
+                self.connection.expire(outbox_key(self.queue.name), self.settings.failure_ttl)
         self.prune_canceled()
         refreshed = self.fetch(job_id)
         return self._info(refreshed) if refreshed is not None else current

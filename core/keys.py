@@ -31,17 +31,26 @@ class ApiKey:
 
 
 def parse_api_keys(entries: list[str]) -> tuple[ApiKey, ...]:
-    """`name:key` or bare `key` entries -> ApiKeys; ValueError on a repeated name or key."""
+    """`name:key` or bare `key` entries -> ApiKeys. ValueError (one line) on a malformed
+    name (letters, digits, `_.-`, up to 64), an empty key, a repeated name, or one secret
+    under two names."""
     keys: list[ApiKey] = []
     for entry in entries:
         name, sep, secret = entry.partition(":")
-        if not sep or not _NAME.match(name) or not secret:
+        if not sep:
             secret = entry
             name = "key-" + hashlib.sha256(entry.encode()).hexdigest()[:12]
+        elif not _NAME.match(name) or not secret:
+            raise ValueError(
+                f"API_KEYS: the entry named {name!r} must be name:key with a name of letters, "
+                "digits, '_', '.' or '-' (at most 64) and a key after the colon"
+            )
         keys.append(ApiKey(name, secret.encode()))
     names = [key.name for key in keys]
     if len(set(names)) != len(names):
         raise ValueError("API_KEYS: two keys have the same name (or the same key is repeated)")
+    if len({key.secret for key in keys}) != len(keys):
+        raise ValueError("API_KEYS: one key appears under two names; give each name its own key")
     return tuple(keys)
 
 

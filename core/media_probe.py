@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import struct
+import threading
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -153,6 +155,44 @@ def open_photo(path: str | os.PathLike[str], limits: MediaLimits | None = None) 
         return Photo(ImageOps.exif_transpose(img), str(img.format), img.mode)
 
 
+# A PNG or WebP decodes only at full size (up to max_image_pixels x 4 bytes): one such
+# decode at a time in a process, so concurrent uploads cannot add up to gigabytes.
+FULL_DECODE = threading.Lock()
+
+
+def open_reduced_photo(path: str | os.PathLike[str], limits: MediaLimits, side: int) -> Photo:
+    """The photo upright and scaled down to at most `side` pixels per side (never up).
+
+    A JPEG decodes reduced (the decoder scales by 1/2, 1/4 or 1/8); a PNG or WebP decodes
+    whole, one at a time (FULL_DECODE), and the full-size pixels are freed at once."""
+    with _photo(Path(path), limits) as img:
+        fmt, mode = str(img.format), img.mode
+        longest = max(img.width, img.height)
+        if img.format in ("JPEG", "MPO"):
+            scale = side / longest
+            img.draft("RGB", (max(1, int(img.width * scale)), max(1, int(img.height * scale))))
+            img.load()
+            reduced = _reduce(img, side)
+        else:
+            with FULL_DECODE:
+                img.load()
+                reduced = _reduce(img, side)
+                img.close()  # the full-size pixels, before the next decode may start
+        return Photo(ImageOps.exif_transpose(reduced), fmt, mode)
+
+
+def _reduce(img: Image.Image, side: int) -> Image.Image:
+    """A copy of `img` at most `side` pixels per side (integer box reduction, then exact)."""
+    factor = math.ceil(max(img.width, img.height) / side)
+    reduced = img.reduce(factor) if factor > 1 else img.copy()
+    if max(reduced.width, reduced.height) > side:
+        reduced.thumbnail((side, side), Image.Resampling.BILINEAR)
+    reduced.info = img.info  # the EXIF orientation
+    if "exif" not in reduced.info and (exif := img.getexif()):
+        reduced.info["exif"] = exif.tobytes()
+    return reduced
+
+
 def probe_image(path: str | os.PathLike[str], limits: MediaLimits | None = None) -> ImageInfo:
     """Check that `path` is a JPEG/PNG/WebP photo within `limits` whose pixels decode,
     holding at most a reduced copy of them: a JPEG decodes at 1/8 scale (the decoder
@@ -165,10 +205,13 @@ def probe_image(path: str | os.PathLike[str], limits: MediaLimits | None = None)
             info = ImageInfo(img.height, img.width, info.format, info.mode)
         if img.format == "PNG":
             _inflate_png(path, img)
-        else:
-            if img.format in ("JPEG", "MPO"):
-                img.draft("RGB", (max(1, img.width // 8), max(1, img.height // 8)))
+        elif img.format in ("JPEG", "MPO"):
+            img.draft("RGB", (max(1, img.width // 8), max(1, img.height // 8)))
             img.load()
+        else:
+            with FULL_DECODE:
+                img.load()
+                img.close()
         return info
 
 
@@ -380,6 +423,12 @@ def probe_video(path: str | os.PathLike[str], limits: MediaLimits | None = None)
         frames, span = _count_video_packets(container, limits)
         if frames == 0:
             raise InvalidInputError("The driving video contains no frames.")
+        declared = int(stream.frames or 0)  # from the index (MP4, MOV); 0: not declared
+        if declared and frames < declared:
+            raise InvalidInputError(
+                f"The driving video is damaged or truncated: it declares {declared} frames but "
+                f"ends after {frames}. Please send the whole file."
+            )
         if span > limits.max_video_seconds * 1.01:
             raise InputTooLargeError(
                 f"The driving video lasts {span:.0f} s; the limit is "

@@ -30,6 +30,7 @@ from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from core.encoding import EncodeSettings
+from core.keys import parse_api_keys
 from core.media_probe import MediaLimits
 from core.webhooks import parse_networks, secret_bytes
 
@@ -176,6 +177,12 @@ class ApiSettings(QueueSettings):
     max_concurrent_uploads: int = Field(
         default=64, gt=0, description="Uploads received at once; more answer 503 + Retry-After."
     )
+    max_uploads_per_client: int = Field(
+        default=16,
+        gt=0,
+        description="Uploads one client (its API key, or its address without keys) may send "
+        "at once, so one client cannot hold every upload slot; more answer 503.",
+    )
     max_concurrent_probes: int = Field(
         default=2, gt=0, description="Uploads whose pictures are checked at once (memory)."
     )
@@ -194,6 +201,12 @@ class ApiSettings(QueueSettings):
     def _split_keys(cls, value: object) -> object:
         if isinstance(value, str):
             return [key.strip() for key in value.split(",") if key.strip()]
+        return value
+
+    @field_validator("api_keys")
+    @classmethod
+    def _valid_keys(cls, value: list[str]) -> list[str]:
+        parse_api_keys(value)  # ValueError (one line at start) when malformed
         return value
 
 
@@ -346,4 +359,9 @@ def _describe_error(cls: type[BaseSettings], error: ErrorDetails) -> str:
     else:
         variable = f"{cls.model_config.get('env_prefix', '')}{name}".upper()
     hint = f" ({field.description})" if field is not None and field.description else ""
-    return f"{variable}={error['input']!r}: {error['msg']}{hint}"
+    value = "<hidden>" if variable in _SECRET_VARIABLES else repr(error["input"])
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return f"{variable}={value}: {message}{hint}"
+
+
+_SECRET_VARIABLES = frozenset({"API_KEYS", "MCNET_API_KEYS", "MCNET_WEBHOOK_SECRET"})

@@ -363,7 +363,10 @@ def open_storage(url: str, *, s3_endpoint_url: str | None = None) -> Storage:
         if not parsed.netloc:
             raise ValueError(f"STORAGE_URL {url!r} names no bucket")
         import boto3
+        from botocore.config import Config
 
-        client = boto3.client("s3", endpoint_url=s3_endpoint_url or None)  # "": AWS
+        # SigV4 (presigned result URLs too): every AWS region accepts it, SigV2 not
+        signing = Config(signature_version="s3v4")
+        client = boto3.client("s3", endpoint_url=s3_endpoint_url or None, config=signing)
         return S3Storage(parsed.netloc, unquote(parsed.path), client=client)
     raise ValueError(f"STORAGE_URL {url!r}: use file:///path or s3://bucket/prefix")

@@ -2,15 +2,17 @@
 
 A job may name a `webhook` URL and the `webhook_events` it wants (`started`,
 `progress`, `completed`); the worker posts the job's JSON (the fields of GET /jobs/{id}
-without `links`) signed the Standard Webhooks way:
+without `links`, `result_url` a path on the API) with the message's `type` (job.started,
+job.progress, job.completed, job.failed, job.canceled), signed the Standard Webhooks way:
 
     webhook-id: msg_<random>           (the same on every retry of one message)
     webhook-timestamp: <unix seconds>
     webhook-signature: v1,<base64 HMAC-SHA256 of "<id>.<timestamp>.<body>">
 
 keyed with the deployment's secret (`MCNET_WEBHOOK_SECRET`, `whsec_` + base64).
-Webhooks never go to private, loopback, link-local, multicast, reserved or unspecified
-addresses unless the operator allows those networks (`MCNET_WEBHOOK_ALLOWED_NETWORKS`);
+Webhooks go only to globally routable addresses (nor to an IPv6 address embedding a
+non-global IPv4: 6to4, Teredo, NAT64) unless the operator allows the networks
+(`MCNET_WEBHOOK_ALLOWED_NETWORKS`);
 the host is resolved and every address checked, at submit and again at each delivery
 (which then connects to the address that was checked).
 """
@@ -47,6 +49,29 @@ class WebhookEvent(enum.StrEnum):
     COMPLETED = "completed"  # the job ended: finished, failed or canceled
 
 
+# The `type` of a message (Standard Webhooks): by event, and for `completed` by how it ended
+STARTED_TYPE, PROGRESS_TYPE = "job.started", "job.progress"
+ENDED_TYPES = {"finished": "job.completed", "failed": "job.failed", "canceled": "job.canceled"}
+# Jobs that ended without a worker running them (canceled while queued): their ids wait in
+# this Redis list (per queue) for a worker's webhook sender to send their `completed`.
+OUTBOX_PREFIX = "mcnet:webhook-outbox:"
+
+
+def message_type(event: WebhookEvent, status: str) -> str:
+    """The message's `type`: job.started, job.progress, or job.completed / job.failed /
+    job.canceled for the end of a job (its `status`)."""
+    if event is WebhookEvent.STARTED:
+        return STARTED_TYPE
+    if event is WebhookEvent.PROGRESS:
+        return PROGRESS_TYPE
+    return ENDED_TYPES.get(status, "job.completed")
+
+
+def outbox_key(queue_name: str) -> str:
+    """Redis list of job ids whose `completed` webhook a worker should send."""
+    return OUTBOX_PREFIX + queue_name
+
+
 class WebhookTarget(BaseModel):
     """The webhook fields of POST /animate, kept in the job's meta (`webhook`)."""
 
@@ -63,6 +88,12 @@ class WebhookTarget(BaseModel):
             raise ValueError("webhook must be an http:// or https:// URL with a host")
         if parts.username or parts.password:
             raise ValueError("webhook must not carry a user name or password")
+        try:
+            port = parts.port  # ValueError when not a number from 0 to 65535
+        except ValueError as exc:
+            raise ValueError("webhook has an invalid port") from exc
+        if port == 0:
+            raise ValueError("webhook has an invalid port")
         return value
 
     @classmethod
@@ -81,7 +112,8 @@ class WebhookTarget(BaseModel):
             allowed = ", ".join(e.value for e in WebhookEvent)
             raise InvalidOptionsError(
                 f"Invalid options: webhook must be an http(s) URL of at most {MAX_URL_LENGTH} "
-                f"characters, webhook_events a comma-separated list of {allowed}."
+                "characters with a port from 1 to 65535 if any, webhook_events a "
+                f"comma-separated list of {allowed}."
             ) from exc
 
     @classmethod
@@ -104,20 +136,47 @@ def parse_networks(entries: Sequence[str]) -> tuple[Network, ...]:
     return tuple(ipaddress.ip_network(entry.strip(), strict=False) for entry in entries)
 
 
+# Not globally routable although `is_global` says so on some Pythons: the 6to4 relay
+# anycast, deprecated site-local IPv6, local-use NAT64.
+_NOT_GLOBAL = (
+    ipaddress.ip_network("192.88.99.0/24"),
+    ipaddress.ip_network("fec0::/10"),
+    ipaddress.ip_network("64:ff9b:1::/48"),
+)
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+def embedded_ipv4(address: Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 one carries: mapped, 6to4, Teredo (server and client),
+    NAT64 (64:ff9b::/96); none for an IPv4 address."""
+    if not isinstance(address, ipaddress.IPv6Address):
+        return []
+    found = [address.ipv4_mapped, address.sixtofour]
+    if address.teredo is not None:
+        found += list(address.teredo)
+    if address in _NAT64:
+        found.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+    return [a for a in found if a is not None]
+
+
+def _global(address: Address) -> bool:
+    return (
+        address.is_global
+        and not address.is_multicast
+        and not any(address in network for network in _NOT_GLOBAL)
+    )
+
+
 def address_allowed(address: Address, allowed: Sequence[Network]) -> bool:
-    """Whether a webhook may go to `address`: a public one, or one in `allowed`."""
+    """Whether a webhook may go to `address`: one in the operator's `allowed` networks
+    (itself or the IPv4 it embeds), else only a globally routable one whose embedded
+    IPv4 addresses (6to4, Teredo, NAT64, mapped) are globally routable too."""
+    embedded = embedded_ipv4(address)
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         address = address.ipv4_mapped
-    if any(address in network for network in allowed):
+    if any(a in network for a in (address, *embedded) for network in allowed):
         return True
-    return not (
-        address.is_private
-        or address.is_loopback
-        or address.is_link_local
-        or address.is_multicast
-        or address.is_reserved
-        or address.is_unspecified
-    )
+    return _global(address) and all(_global(a) for a in embedded)
 
 
 def resolve_checked(url: str, allowed: Sequence[Network]) -> list[Address]:

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
 from redis import Redis
@@ -32,13 +33,16 @@ from core.ratelimit import KeyLimits
 from core.settings import ApiSettings
 from core.storage import FileStorage, Storage, StorageError, open_storage
 from core.webhooks import WEBHOOK_FIELDS, parse_networks
+from service.admission import UploadSlots
 from service.api_docs import mount_api_docs
 from service.deps import Services
 from service.events import JobWatcher
 from service.gate import KeyGate, gated_paths
+from service.methods import AllowedMethods
 from service.metrics import ApiMetrics, QueueCollector
 from service.routes import health_router, jobs_router
 from service.routes_jobs import owned_router
+from service.store_health import StoreHealth
 from service.uploads import FormLimits
 from service.web import mount_web
 
@@ -143,6 +147,17 @@ async def error_response(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": "Internal error."}, status_code=500)
 
 
+async def invalid_request_response(_: Request, exc: Exception) -> JSONResponse:
+    """A parameter or header FastAPI refused: 422 with one sentence, like every error."""
+    problems = []
+    for error in exc.errors() if isinstance(exc, RequestValidationError) else ():
+        where = ".".join(str(part) for part in error["loc"])
+        problems.append(f"{where}: {str(error['msg']).removeprefix('Value error, ')}")
+    detail = "Invalid request: " + ("; ".join(problems) or "malformed") + "."
+    logger.info("refused (422): %s", detail)
+    return JSONResponse({"detail": detail}, status_code=422)
+
+
 def create_app(
     settings: ApiSettings,
     *,
@@ -175,6 +190,7 @@ def create_app(
     )
     mount_api_docs(app)
     api_keys = parse_api_keys(settings.api_keys)
+    spool_dir = spool_folder(settings, storage)
     app.state.services = Services(
         jobs=jobs,
         storage=storage,
@@ -197,8 +213,9 @@ def create_app(
             idle_timeout=settings.upload_idle_timeout,
             min_rate=settings.upload_min_rate,
         ),
-        spool_dir=spool_folder(settings, storage),
-        upload_slots=asyncio.Semaphore(settings.max_concurrent_uploads),
+        spool_dir=spool_dir,
+        store_health=StoreHealth(storage, spool_dir),
+        upload_slots=UploadSlots(settings.max_concurrent_uploads, settings.max_uploads_per_client),
         max_queued_jobs=settings.max_queued_jobs,
         max_frames_per_key=settings.max_frames_per_key,
         probe_slots=asyncio.Semaphore(settings.max_concurrent_probes),
@@ -214,6 +231,7 @@ def create_app(
     app.include_router(owned_router)
     app.include_router(health_router)
     mount_web(app)
+    app.add_middleware(AllowedMethods, openapi=app.openapi)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(
         KeyGate,
@@ -222,4 +240,5 @@ def create_app(
     )
     for caught in (MCNetError, RedisError, StorageError, Exception):
         app.add_exception_handler(caught, error_response)
+    app.add_exception_handler(RequestValidationError, invalid_request_response)
     return app

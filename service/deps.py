@@ -21,7 +21,9 @@ from core.ownership import JobOwners
 from core.ratelimit import KeyLimits
 from core.storage import Storage
 from core.webhooks import Network
+from service.admission import UploadSlots
 from service.metrics import ApiMetrics
+from service.store_health import StoreHealth
 from service.uploads import FormLimits
 
 
@@ -40,11 +42,12 @@ class Services:
     media_limits: MediaLimits
     form_limits: FormLimits
     spool_dir: Path | None
-    upload_slots: asyncio.Semaphore  # uploads received at once
+    upload_slots: UploadSlots  # uploads received at once, in total and by client
     max_queued_jobs: int  # 0: no cap
     max_frames_per_key: int  # per hour; 0: no cap
     probe_slots: asyncio.Semaphore  # uploads probed at once (the photo's pixels)
     webhook_networks: tuple[Network, ...] | None  # None: no webhook secret, no webhooks
+    store_health: StoreHealth  # whether submits can store their files and results
     result_redirect_ttl: int | None = None  # seconds of a presigned result URL; None: stream
 
 

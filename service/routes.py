@@ -35,7 +35,7 @@ from service.schemas import (
     SubmitResponse,
     animate_request_schema,
 )
-from service.submit import submit_job
+from service.submit import replayed_status, submit_job
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +57,7 @@ _NOT_FOUND: dict[int | str, dict[str, Any]] = {
 # job queue or file store out of reach a 503.
 KEYED_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody, "description": "Missing or unknown API key (when keys are on)."},
+    422: {"model": ErrorBody, "description": "A parameter or header is not valid."},
     429: {
         "model": ErrorBody,
         "description": "Over the key's requests per minute (or, on POST /animate, its jobs "
@@ -117,6 +118,12 @@ def job_body(request: Request, info: JobInfo) -> JobBody:
                 },
             },
         },
+        409: {
+            "model": ErrorBody,
+            "description": "A submit with this Idempotency-Key is still being checked and "
+            "queued; retry after `Retry-After` seconds to get its job.",
+            "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds."}},
+        },
         **_ERRORS,
     },
     openapi_extra={"requestBody": animate_request_schema()},
@@ -155,7 +162,7 @@ async def animate(
     status = JobState.QUEUED
     if replayed:
         response.headers["Idempotent-Replayed"] = "true"
-        status = (await run_in_threadpool(services.jobs.info, job_id)).status
+        status = await run_in_threadpool(replayed_status, services, job_id)
     return SubmitResponse(id=job_id, status=status.value, links=links)
 
 

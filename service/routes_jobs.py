@@ -17,9 +17,11 @@ from service.deps import OwnerDep, Services, ServicesDep, check_owner, require_k
 from service.events import JobWatcher
 from service.ratelimit import limit_requests
 from service.routes import KEYED_RESPONSES, job_body
-from service.schemas import ErrorBody, JobEvent, JobList
+from service.schemas import ErrorBody, JobEvent, JobList, event_schema
 
 KEEPALIVE_SECONDS = 15.0
+# A cursor is a submit time (seconds, as `next_cursor` gives it out): any such number works
+CURSOR_PATTERN = r"^[0-9]{1,12}(\.[0-9]{1,20})?$"
 
 owned_router = APIRouter(
     dependencies=[Depends(require_key), Depends(limit_requests)], responses=KEYED_RESPONSES
@@ -55,7 +57,10 @@ async def list_jobs(
     owner: OwnerDep,
     status: Annotated[JobState | None, Query(description="Only jobs in this state.")] = None,
     limit: Annotated[int, Query(ge=1, le=100, description="Jobs per page.")] = 20,
-    cursor: Annotated[str | None, Query(description="`next_cursor` of the last page.")] = None,
+    cursor: Annotated[
+        str | None,
+        Query(description="`next_cursor` of the last page.", pattern=CURSOR_PATTERN),
+    ] = None,
 ) -> JobList:
     """Jobs made with the caller's API key (every job when the service has no keys),
     newest first, as long as Redis keeps them."""
@@ -77,7 +82,7 @@ def _event(request: Request, info: JobInfo) -> str:
     response_class=StreamingResponse,
     responses={
         200: {
-            "content": {"text/event-stream": {"schema": JobEvent.model_json_schema()}},
+            "content": {"text/event-stream": {"schema": event_schema()}},
             "description": "Server-Sent Events: `progress` each time the job changes (its "
             "data: the job JSON with `queue_position`), then one `end` with the final job "
             "JSON, after which the stream closes. Comment lines keep the connection alive.",

@@ -90,6 +90,28 @@ class JobEvent(JobBody):
     /jobs/{id} answers it (with its place in the queue while it waits)."""
 
 
+def event_schema() -> dict[str, Any]:
+    """The schema of an event's data (JobEvent), its references pointing at the document's
+    components (JobBody's Progress, Links, Stage), never at a `$defs` the document lacks."""
+    schema = JobEvent.model_json_schema(ref_template="#/components/schemas/{model}")
+    schema.pop("$defs", None)
+    return schema
+
+
+def _form_field(schema: dict[str, Any]) -> dict[str, Any]:
+    """An option's schema as a form field: a form cannot send null (an absent field takes
+    the default), so `anyOf [X, null]` is X, and a null default is no default."""
+    entry = {key: value for key, value in schema.items() if key != "title"}
+    variants = [v for v in entry.pop("anyOf", []) if v.get("type") != "null"]
+    if len(variants) == 1:
+        entry.update(variants[0])
+    elif variants:
+        entry["anyOf"] = variants
+    if "default" in entry and entry["default"] is None:
+        del entry["default"]
+    return entry
+
+
 def animate_request_schema() -> dict[str, Any]:
     """OpenAPI request body of POST /animate: the two files and every option of JobOptions."""
     options = JobOptions.model_json_schema()
@@ -107,9 +129,7 @@ def animate_request_schema() -> dict[str, Any]:
         },
     }
     for name, schema in options["properties"].items():
-        entry = dict(schema)
-        entry.pop("title", None)
-        properties[name] = entry
+        properties[name] = _form_field(schema)
     properties["webhook"] = {
         "type": "string",
         "format": "uri",

@@ -21,9 +21,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from core.errors import (
-    BusyError,
     InvalidOptionsError,
     InvalidRequestError,
+    JobNotFoundError,
+    JobStateError,
     MCNetError,
     StorageUnavailableError,
     TooManyJobsError,
@@ -33,7 +34,9 @@ from core.face_check import check_photo_face, check_video_face
 from core.idempotency import fingerprint
 from core.keys import ANONYMOUS
 from core.media_probe import MediaLimits, probe_image, probe_video
+from core.memory import release_free_memory
 from core.options import JobOptions
+from core.protocol import JobState
 from core.storage import INPUT_NAMES, StorageError, input_key
 from core.webhooks import Network, WebhookTarget, resolve_checked
 from service.deps import Services
@@ -86,6 +89,8 @@ async def _probe(
         raise UnsupportedMediaError(
             f"The {what} could not be read; it may be damaged. Please send another file."
         ) from exc
+    finally:
+        await run_in_threadpool(release_free_memory)  # a decoded picture's pages
 
 
 @contextlib.contextmanager
@@ -114,14 +119,32 @@ async def submit_job(
     """Handle one POST /animate for `owner`; return the job's id and whether it is the
     earlier job of the same `idempotency_key` (a retry). Raises domain errors (core.errors).
 
-    At most `max_concurrent_uploads` are received at once (503 + Retry-After beyond), and
-    `max_concurrent_probes` photos and videos checked at once (memory)."""
-    if ctx.upload_slots.locked():
-        raise BusyError(
-            "The service is receiving as many uploads as it can; please try again shortly."
-        )
-    async with ctx.upload_slots:
+    At most `max_concurrent_uploads` are received at once, `max_uploads_per_client` of one
+    client (503 + Retry-After beyond), and `max_concurrent_probes` photos and videos
+    checked at once (memory)."""
+    if await run_in_threadpool(ctx.store_health.problem) is not None:
+        raise StorageUnavailableError("store the job's files and its result")
+    client = owner if owner != ANONYMOUS else (request.client.host if request.client else "")
+    with ctx.upload_slots.hold(client):
         return await _submit(request, ctx, owner, idempotency_key)
+
+
+class JobBeingCreatedError(JobStateError):
+    """A retry's Idempotency-Key names a job its first submit has not queued yet."""
+
+    headers = {"Retry-After": "1"}
+
+
+def replayed_status(ctx: Services, job_id: str) -> JobState:
+    """The state of the job a retried Idempotency-Key names; 409 with Retry-After while its
+    first submit is still checking and queueing it (never a 404 for a job being made)."""
+    try:
+        return ctx.jobs.info(job_id).status
+    except JobNotFoundError as exc:
+        raise JobBeingCreatedError(
+            "A submit with this Idempotency-Key is still being checked and queued; retry in "
+            "a second to get its job."
+        ) from exc
 
 
 def _check_quota(ctx: Services, owner: str, frames: int) -> None:

@@ -189,18 +189,20 @@ def write_video(
     audio: Audio | None = None,
     rotation: int = 0,
     times: Sequence[float] | None = None,
+    faststart: bool = False,
 ) -> Path:
     """Write a video of `frames` (a list, or a function of the index with `count`).
 
     kind: a CONTAINERS key. rotation: counter-clockwise degrees stored as a display matrix
     (phones store their portrait videos this way). times: presentation times in seconds
-    (a variable frame rate), else 1/fps apart.
+    (a variable frame rate), else 1/fps apart. faststart: the MP4's index at the front.
     """
     muxer, default_codec, default_pix, audio_codec = CONTAINERS[kind]
     n = len(frames) if not callable(frames) else int(count or 0)
     first = frames(0) if callable(frames) else frames[0]
     height, width = first.shape[:2]
-    container = av.open(os.fspath(path), "w", format=muxer)
+    options = {"movflags": "faststart"} if faststart else {}
+    container = av.open(os.fspath(path), "w", format=muxer, options=options)
     stream = cast(av.VideoStream, container.add_stream(codec or default_codec, rate=fps))
     stream.width, stream.height = width, height
     stream.pix_fmt = pix_fmt or default_pix

@@ -15,6 +15,7 @@ from __future__ import annotations
 import heapq
 import http.client
 import itertools
+import json
 import logging
 import queue
 import socket
@@ -40,6 +41,8 @@ from core.webhooks import (
     WebhookAddressError,
     WebhookEvent,
     WebhookTarget,
+    message_type,
+    outbox_key,
     parse_networks,
     resolve_checked,
     secret_bytes,
@@ -53,9 +56,16 @@ _JOB_JSON = TypeAdapter(JobInfo)
 _ENDED = (JobState.FINISHED, JobState.FAILED, JobState.CANCELED)
 
 
-def job_document(info: JobInfo) -> bytes:
-    """The job JSON a webhook carries: GET /jobs/{id}'s fields, without links."""
-    return _JOB_JSON.dump_json(info)
+OUTBOX_INTERVAL = 1.0  # seconds between reads of the outbox (jobs canceled while queued)
+
+
+def job_document(info: JobInfo, event: WebhookEvent) -> bytes:
+    """The job JSON a webhook carries: GET /jobs/{id}'s fields without links (`result_url`
+    the result's path on the API once finished) and the message's `type`."""
+    document = _JOB_JSON.dump_python(info, mode="json")
+    document["result_url"] = f"/jobs/{info.id}/result" if info.status is JobState.FINISHED else None
+    document["type"] = message_type(event, info.status.value)
+    return json.dumps(document, separators=(",", ":")).encode()
 
 
 @dataclass(order=True)
@@ -144,9 +154,26 @@ class WebhookSender:
             self._count(message, "dropped")
 
     # the thread ------------------------------------------------------------------------
+    def _drain_outbox(self) -> None:
+        """Send `completed` for the jobs that ended without a worker (canceled while queued)."""
+        try:
+            raw = self.jobs.connection.lpop(outbox_key(self.jobs.queue.name), 100)
+            ids = [item.decode() for item in raw or []]  # type: ignore[union-attr]
+            for job_id in ids:
+                job = self.jobs.fetch(job_id)
+                target = WebhookTarget.from_meta(job.meta or {}) if job is not None else None
+                if target is not None:
+                    self.send(job_id, WebhookEvent.COMPLETED, target)
+        except RedisError as exc:
+            logger.warning("webhook outbox not read: %s", exc)
+
     def _run(self) -> None:
         deadline: float | None = None
+        next_outbox = time.monotonic()
         while True:
+            if not self._closing.is_set() and time.monotonic() >= next_outbox:
+                next_outbox = time.monotonic() + OUTBOX_INTERVAL
+                self._drain_outbox()
             if self._closing.is_set() and deadline is None:
                 deadline = time.monotonic() + self.timeout
             now = time.monotonic()
@@ -174,7 +201,7 @@ class WebhookSender:
             if message.event is WebhookEvent.COMPLETED and info.status not in _ENDED:
                 self._count(message, "skipped")  # it goes back to the queue (retry, shutdown)
                 return
-            message.body = job_document(info)
+            message.body = job_document(info, message.event)
         message.attempt += 1
         try:
             address = resolve_checked(message.target.url, self.allowed)[0]

@@ -127,6 +127,16 @@ def test_probe_video_refusals(tmp_path: Path) -> None:
     assert not isinstance(info.value, UnsupportedMediaError)
 
 
+def test_a_truncated_video_with_its_index_at_the_front_is_refused(tmp_path: Path) -> None:
+    frames = _frames(40, 128, 96)
+    video = write_video(tmp_path / "fast.mp4", frames, faststart=True)
+    assert probe_video(video).frames == 40
+    cut = truncate(video, 0.45, tmp_path / "cut.mp4")
+    with pytest.raises(InvalidInputError, match="declares 40 frames but ends after") as info:
+        probe_video(cut)
+    assert not isinstance(info.value, UnsupportedMediaError)
+
+
 def test_probe_video_limits(tmp_path: Path) -> None:
     video = write_video(tmp_path / "v.mp4", _frames(30, 128, 96))
     with pytest.raises(InputTooLargeError, match="frames"):

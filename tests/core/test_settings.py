@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.settings import ApiSettings, WorkerSettings
+from core.settings import ApiSettings, WorkerSettings, settings_from_env
 
 
 def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -34,3 +34,16 @@ def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         with pytest.raises(ValueError):
             WorkerSettings()
         monkeypatch.delenv(name)
+
+
+@pytest.mark.parametrize("keys", ["a:same,b:same", "my name:secret"])
+def test_malformed_api_keys_stop_the_start_with_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], keys: str
+) -> None:
+    monkeypatch.setenv("API_KEYS", keys)
+    with pytest.raises(SystemExit) as info:
+        settings_from_env(ApiSettings)
+    assert info.value.code == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("mcnet: invalid setting: API_KEYS="), lines
+    assert "same" not in lines[0] and "secret" not in lines[0], "keys are never shown"

@@ -14,6 +14,7 @@ from core.webhooks import (
     WebhookEvent,
     WebhookTarget,
     address_allowed,
+    message_type,
     parse_networks,
     resolve_checked,
     sign,
@@ -37,10 +38,48 @@ from core.webhooks import (
         ("224.0.0.1", False),
         ("0.0.0.0", False),
         ("240.0.0.1", False),
+        ("100.64.0.1", False),
+        ("100.100.100.200", False),
+        ("192.88.99.1", False),
+        ("fec0::1", False),
+        ("2002:7f00:1::1", False),
+        ("2002:a9fe:a9fe::1", False),
+        ("2002:808:808::1", True),
+        ("64:ff9b::a9fe:a9fe", False),
+        ("64:ff9b::808:808", True),
+        ("2001:0:4136:e378:8000:63bf:80ff:fffe", False),
+        ("ff0e::1", False),
     ],
 )
 def test_only_public_addresses_by_default(address: str, allowed: bool) -> None:
     assert address_allowed(ipaddress.ip_address(address), ()) is allowed
+
+
+def test_the_allow_list_covers_embedded_addresses() -> None:
+    networks = parse_networks(["127.0.0.0/8"])
+    assert address_allowed(ipaddress.ip_address("2002:7f00:1::1"), networks)
+    assert address_allowed(ipaddress.ip_address("64:ff9b::7f00:1"), networks)
+    assert not address_allowed(ipaddress.ip_address("2002:a9fe:a9fe::1"), networks)
+
+
+@pytest.mark.parametrize(
+    ("event", "status", "kind"),
+    [
+        (WebhookEvent.STARTED, "started", "job.started"),
+        (WebhookEvent.PROGRESS, "started", "job.progress"),
+        (WebhookEvent.COMPLETED, "finished", "job.completed"),
+        (WebhookEvent.COMPLETED, "failed", "job.failed"),
+        (WebhookEvent.COMPLETED, "canceled", "job.canceled"),
+    ],
+)
+def test_every_message_has_its_type(event: WebhookEvent, status: str, kind: str) -> None:
+    assert message_type(event, status) == kind
+
+
+@pytest.mark.parametrize("port", ["99999", "65536", "abc", "-1", "0"])
+def test_an_invalid_port_is_an_invalid_option(port: str) -> None:
+    with pytest.raises(InvalidOptionsError, match="port"):
+        WebhookTarget.from_form(f"https://example.com:{port}/x", None)
 
 
 def test_networks_the_operator_allows() -> None:

@@ -18,13 +18,14 @@ from tests.service.helpers import make_inputs, wait_for
 BOUNDARY = "stalledboundary"
 
 
-def _stall(base_url: str) -> socket.socket:
+def _stall(base_url: str, key: str | None = None) -> socket.socket:
     """Open a POST /animate that announces 1 MB and sends only its first part's headers."""
     host, port = base_url.removeprefix("http://").split(":")
     sock = socket.create_connection((host, int(port)), timeout=30)
+    auth = f"Authorization: Bearer {key}\r\n" if key else ""
     head = (
         "POST /animate HTTP/1.1\r\n"
-        f"Host: {host}\r\n"
+        f"Host: {host}\r\n{auth}"
         f"Content-Type: multipart/form-data; boundary={BOUNDARY}\r\n"
         "Content-Length: 1000000\r\n\r\n"
         f"--{BOUNDARY}\r\n"
@@ -70,6 +71,30 @@ def test_uploads_beyond_the_cap_answer_503(stack: Stack, tmp_path: Path) -> None
         wait_for(lambda: not _spooled(stack), 20, "the spool folder to be removed")
         answer = client.post("/animate", files=files, data={"crop": "none"})
         assert answer.status_code == 202, answer.text
+
+
+def test_one_client_cannot_hold_every_upload_slot(stack: Stack, tmp_path: Path) -> None:
+    source, driving = make_inputs(tmp_path, frames=2)
+    files = {"source": source.read_bytes(), "driving": driving.read_bytes()}
+    settings = {
+        "api_keys": ["greedy:k-greedy", "other:k-other"],
+        "max_concurrent_uploads": 8,
+        "max_uploads_per_client": 2,
+        "upload_idle_timeout": 20,
+    }
+    with stack.api(**settings) as client:
+        held = [_stall(str(client.base_url), "k-greedy") for _ in range(8)]
+        try:
+            wait_for(lambda: len(_spooled(stack)) >= 2, 10, "the greedy uploads to be spooled")
+            greedy = {"Authorization": "Bearer k-greedy"}
+            answer = client.post("/animate", files=files, data={"crop": "none"}, headers=greedy)
+            assert answer.status_code == 503 and "share" in answer.json()["detail"], answer.text
+            other = {"Authorization": "Bearer k-other"}
+            answer = client.post("/animate", files=files, data={"crop": "none"}, headers=other)
+            assert answer.status_code == 202, answer.text
+        finally:
+            for sock in held:
+                sock.close()
 
 
 def test_burst_of_large_photos(stack: Stack, tmp_path: Path) -> None:

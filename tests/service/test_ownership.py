@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -169,3 +170,36 @@ def test_retries_after_a_cut_connection_give_one_job(stack: Stack, tmp_path: Pat
         assert retried.status_code == 202 and retried.headers["idempotent-replayed"] == "true"
         assert retried.json()["id"] == client.get("/jobs").json()["jobs"][0]["id"]
         assert len(client.get("/jobs").json()["jobs"]) == 2 == len(jobs) + 1
+
+
+def test_concurrent_retries_with_one_idempotency_key_never_answer_404(
+    stack: Stack, tmp_path: Path
+) -> None:
+    source, driving = make_inputs(tmp_path, frames=24, size=96)
+    with stack.api(api_keys=KEYS) as client:
+        headers = {"Authorization": "Bearer k-alice-secret", "Idempotency-Key": "order-5"}
+
+        def post(_: int) -> httpx.Response:
+            with httpx.Client(base_url=str(client.base_url), timeout=60) as own:
+                return own.post(
+                    "/animate",
+                    files=_files(source, driving),
+                    data={"crop": "none"},
+                    headers=headers,
+                )
+
+        with ThreadPoolExecutor(5) as pool:
+            answers = list(pool.map(post, range(5)))
+        codes = [answer.status_code for answer in answers]
+        assert set(codes) <= {202, 409}, [(a.status_code, a.text) for a in answers]
+        ids = {answer.json()["id"] for answer in answers if answer.status_code == 202}
+        assert len(ids) == 1, ids
+        for answer in answers:
+            if answer.status_code == 409:
+                assert int(answer.headers["retry-after"]) >= 1
+                assert "still being" in answer.json()["detail"]
+        again = post(0)
+        assert again.status_code == 202 and again.json()["id"] in ids
+        assert again.headers["idempotent-replayed"] == "true"
+        client.headers["Authorization"] = headers["Authorization"]
+        assert [job["id"] for job in client.get("/jobs").json()["jobs"]] == list(ids)

@@ -136,8 +136,13 @@ def test_signed_webhooks_follow_a_job_and_failed_deliveries_are_retried(
     assert [c["status"] for c in completed] == [503, 503, 204]
     assert len({c["headers"]["webhook-id"] for c in completed}) == 1, "one message, retried"
     assert len({c["headers"]["webhook-id"] for c in calls}) == len(calls) - 2
-    expected = {k: v for k, v in job.items() if k not in ("links", "result_url")}
-    assert completed[-1]["json"] == expected
+    expected = {k: v for k, v in job.items() if k != "links"}
+    assert job["result_url"] == f"/jobs/{job_id}/result"
+    assert completed[-1]["json"] == {**expected, "type": "job.completed"}
+    types = [c["json"]["type"] for c in calls]
+    assert types[0] == "job.started" and types[-3:] == ["job.completed"] * 3, types
+    assert set(types[1:-3]) == {"job.progress"}, types
+    assert all(c["json"]["result_url"] is None for c in calls[:-3])
     metrics = worker.metrics()
     assert _metric(metrics, "completed", "retried") == 2
     assert _metric(metrics, "completed", "delivered") == 1
@@ -179,3 +184,60 @@ def test_webhooks_to_addresses_not_allowed_are_refused(stack: Stack, tmp_path: P
 def test_a_malformed_secret_is_refused(stack: Stack, secret: str) -> None:
     with pytest.raises(ValueError):
         stack.settings(webhook_secret=secret)
+
+
+def test_a_job_canceled_while_queued_sends_its_webhook(stack: Stack, tmp_path: Path) -> None:
+    stack.extra_env = {
+        "MCNET_WEBHOOK_SECRET": SECRET,
+        "MCNET_WEBHOOK_ALLOWED_NETWORKS": LOOPBACK,
+    }
+    source, driving = make_inputs(tmp_path, frames=2)
+    settings = {"webhook_secret": SECRET, "webhook_allowed_networks": [LOOPBACK]}
+    with Receiver() as receiver, stack.api(**settings) as client:
+        job_id = submit(client, source, driving, webhook=receiver.url).json()["id"]
+        canceled = client.delete(f"/jobs/{job_id}")
+        assert canceled.status_code == 202 and canceled.json()["status"] == "canceled"
+        stack.start_worker()  # no worker ran the job; one sends its webhook
+        wait_for(lambda: receiver.calls, 30, "the canceled job's webhook")
+        time.sleep(2)  # no second message
+        job = client.get(f"/jobs/{job_id}").json()
+    assert len(receiver.calls) == 1, receiver.calls
+    call = receiver.calls[0]
+    assert verify(SECRET, call["headers"], call["body"])
+    expected = {k: v for k, v in job.items() if k != "links"}
+    assert call["json"] == {**expected, "type": "job.canceled"}
+
+
+@pytest.mark.parametrize("port", ["99999", "65536", "abc", "-1", "0"])
+def test_a_webhook_url_with_an_invalid_port_is_refused_naming_the_field(
+    stack: Stack, tmp_path: Path, port: str
+) -> None:
+    source, driving = make_inputs(tmp_path, frames=2)
+    with stack.api(webhook_secret=SECRET) as client:
+        answer = submit(client, source, driving, webhook=f"https://example.com:{port}/hook")
+        assert answer.status_code == 422, answer.text
+        assert "webhook" in answer.json()["detail"] and "port" in answer.json()["detail"]
+        assert client.get("/healthz").status_code == 200, "the connection still serves"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://100.64.0.1/hook",  # carrier-grade NAT
+        "http://100.100.100.200/latest/meta-data",  # a cloud metadata address in it
+        "http://[2002:7f00:1::1]/hook",  # 6to4 of 127.0.0.1
+        "http://[2002:a9fe:a9fe::1]/hook",  # 6to4 of 169.254.169.254
+        "http://[64:ff9b::a9fe:a9fe]/hook",  # NAT64 of 169.254.169.254
+        "http://[2001:0:4136:e378:8000:63bf:80ff:fffe]/hook",  # Teredo, client 127.0.0.1
+        "http://[fec0::1]/hook",  # site-local
+        "http://192.88.99.1/hook",  # 6to4 relay anycast
+    ],
+)
+def test_webhooks_only_to_globally_routable_addresses(
+    stack: Stack, tmp_path: Path, url: str
+) -> None:
+    source, driving = make_inputs(tmp_path, frames=2)
+    with stack.api(webhook_secret=SECRET) as client:
+        answer = submit(client, source, driving, webhook=url)
+        assert answer.status_code == 422, answer.text
+        assert "does not call" in answer.json()["detail"]
