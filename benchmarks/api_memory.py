@@ -1,59 +1,42 @@
-"""Peak memory of the API under a burst of large-photo uploads, against its idle peak.
+"""Peak and settled memory of the API under bursts of large photos with crop=auto.
 
-Starts a redis-server and `mcnet api` (a real process), sends one small upload (the
-baseline: the API warmed up), then N concurrent uploads of a 6300 x 6300 PNG (about
-130 KB on disk, 119 MB as pixels), and reads the API's peak resident memory (VmHWM)
-after each. Prints the peaks and their ratio (no worker: the jobs stay queued).
+Starts a redis-server and `mcnet api` (a real process, no worker: the jobs stay queued),
+sends one small upload (the baseline: the API warmed up, its face detector loaded), then
+for each of JPEG, PNG and WebP N concurrent uploads of a 6000 x 6000 photo of a face with
+crop=auto (the API decodes the photo and looks for the face). After each burst it reads
+the API's peak resident memory during the burst (VmHWM, reset before it) and its resident
+memory 3 s later (settled). Prints the figures and their ratios to the baseline.
 
-    python benchmarks/api_memory.py [--uploads 16] [--side 6300] [--json out.json]
+    python benchmarks/api_memory.py [--uploads 16] [--side 6000] [--json out.json]
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import httpx
-import numpy as np
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from service.local import EmbeddedRedis, find_redis_server, free_port  # noqa: E402
-from tests.media_factory import write_image, write_video  # noqa: E402
-
-
-def peak_rss_mib(pid: int) -> float:
-    """The process's peak resident memory (VmHWM) in MiB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmHWM")
-
-
-async def burst(url: str, photo: bytes, video: bytes, count: int) -> list[int]:
-    async with httpx.AsyncClient(base_url=url, timeout=300) as client:
-
-        async def one() -> int:
-            answer = await client.post(
-                "/animate", files={"source": photo, "driving": video}, data={"crop": "none"}
-            )
-            return answer.status_code
-
-        return list(await asyncio.gather(*(one() for _ in range(count))))
+from service.local import EmbeddedRedis, find_redis_server  # noqa: E402
+from tests.service.large_photos import (  # noqa: E402
+    ApiProcess,
+    burst,
+    large_photos,
+    reset_peak,
+    resident_mib,
+    talking_video,
+)
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--uploads", type=int, default=16)
-    parser.add_argument("--side", type=int, default=6300)
+    parser.add_argument("--side", type=int, default=6000)
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     binary = find_redis_server()
@@ -61,53 +44,45 @@ def main() -> int:
         raise SystemExit("no redis-server")
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
+        photos = large_photos(root, args.side)
+        video = talking_video(root)
+        (root / "small").mkdir()
+        small = large_photos(root / "small", 256)
         redis = EmbeddedRedis(binary, root / "redis")
         redis.start()
-        port = free_port()
-        env = {
-            **os.environ,
-            "REDIS_URL": redis.url,
-            "STORAGE_URL": (root / "store").as_uri(),
-            "MCNET_PORT": str(port),
-        }
-        api = subprocess.Popen(
-            [sys.executable, "-m", "core.cli", "api"],
-            env=env,
-            cwd=REPO,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+        api = ApiProcess(
+            {"REDIS_URL": redis.url, "STORAGE_URL": (root / "store").as_uri()}, root / "api.log"
         )
+        rows = {}
         try:
-            url = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                try:
-                    if httpx.get(url + "/healthz", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    time.sleep(0.2)
-            small = np.full((64, 64, 3), 90, np.uint8)
-            big = np.zeros((args.side, args.side, 3), np.uint8)
-            big[::50] = 255
-            photo_small = write_image(root / "small.png", small, fmt="PNG").read_bytes()
-            photo_big = write_image(root / "big.png", big, fmt="PNG").read_bytes()
-            del big
-            video = write_video(root / "d.mp4", lambda i: small, count=2).read_bytes()
-            asyncio.run(burst(url, photo_small, video, 1))
-            baseline = peak_rss_mib(api.pid)
-            codes = asyncio.run(burst(url, photo_big, video, args.uploads))
-            peak = peak_rss_mib(api.pid)
+            api.wait_ready()
+            burst(api.url, small["JPEG"], video, 1)
+            baseline = resident_mib(api.process.pid)["VmRSS"]
+            for fmt, photo in photos.items():
+                reset_peak(api.process.pid)
+                started = time.perf_counter()
+                codes = burst(api.url, photo, video, args.uploads)
+                seconds = time.perf_counter() - started
+                peak = resident_mib(api.process.pid)["VmHWM"]
+                time.sleep(3)
+                settled = resident_mib(api.process.pid)["VmRSS"]
+                rows[fmt] = {
+                    "file_kib": len(photo) // 1024,
+                    "answers": {str(code): codes.count(code) for code in sorted(set(codes))},
+                    "seconds": round(seconds, 1),
+                    "peak_mib": round(peak, 1),
+                    "settled_mib": round(settled, 1),
+                    "peak_ratio": round(peak / baseline, 2),
+                    "settled_ratio": round(settled / baseline, 2),
+                }
         finally:
-            api.terminate()
-            api.wait(20)
+            api.stop()
             redis.stop()
     result = {
         "uploads": args.uploads,
-        "photo": f"{args.side}x{args.side} PNG, {len(photo_big) // 1024} KiB",
-        "answers": {str(code): codes.count(code) for code in sorted(set(codes))},
-        "baseline_peak_mib": round(baseline, 1),
-        "burst_peak_mib": round(peak, 1),
-        "ratio": round(peak / baseline, 2),
+        "photo": f"{args.side}x{args.side}, crop=auto",
+        "baseline_mib": round(baseline, 1),
+        "bursts": rows,
     }
     print(json.dumps(result, indent=2))
     if args.json:

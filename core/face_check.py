@@ -38,20 +38,21 @@ VIDEO_SAMPLES = 6  # driving frames looked at, spread evenly over the clip
 # Longest side a photo is searched at: YuNet finds faces down to ~12 px there, and a
 # reduced decode (JPEG) or a freed full one (PNG, WebP) keeps a check's memory small.
 PHOTO_SEARCH_SIDE = 1280
-_local = threading.local()  # OpenCV's YuNet is not thread-safe: one detector per thread
-
-
-def _detector() -> FaceDetector:
-    detector = getattr(_local, "detector", None)
-    if detector is None:
-        from core.face_detector import FaceDetector  # OpenCV, loaded on the first check
-
-        detector = _local.detector = FaceDetector()
-    return detector
+DETECT_TILE = 640  # YuNet's input: 640 x 640 tiles (about 33 MB of net), see FaceDetector
+# One detector for the process, used by one check at a time (OpenCV's YuNet is not
+# thread-safe, and each detector holds its nets' memory): memory stays bounded however many
+# threads check uploads.
+_detector_lock = threading.Lock()
+_detectors: list[FaceDetector] = []
 
 
 def _has_face(image: np.ndarray, max_side: int) -> bool:
-    return bool(_detector().detect(image, max_side))
+    with _detector_lock:
+        if not _detectors:
+            from core.face_detector import FaceDetector  # OpenCV, loaded on the first check
+
+            _detectors.append(FaceDetector(tile=DETECT_TILE))
+        return bool(_detectors[0].detect(image, max_side))
 
 
 def check_photo_face(path: str | os.PathLike[str], limits: MediaLimits) -> None:

@@ -22,6 +22,19 @@ PYRAMID_MIN_SIDE = 160  # YuNet misses faces over ~300 px, so we also look at ha
 # YuNet set up for one input size each: changing a net's input size re-plans it, which cost
 # more than the detection itself when the pyramid's levels alternate on one net.
 MAX_INPUT_SIZES = 16
+# Tiles overlap by this much: a face up to this size lies whole in some tile, and a larger
+# one is found at the next (halved) level of the pyramid.
+TILE_OVERLAP = 160
+
+
+def _padded(rgb: np.ndarray, side: int) -> np.ndarray:
+    """`rgb` in the top-left corner of a black `side` x `side` square."""
+    height, width = rgb.shape[:2]
+    if (height, width) == (side, side):
+        return rgb
+    square = np.zeros((side, side, 3), np.uint8)
+    square[:height, :width] = rgb
+    return square
 
 
 def yunet_model_path() -> Path:
@@ -77,16 +90,23 @@ class Box:
 
 
 class FaceDetector:
-    """YuNet over an image pyramid: finds faces from ~12 px up to the image's size."""
+    """YuNet over an image pyramid: finds faces from ~12 px up to the image's size.
+
+    With `tile` (the API's face check), every level is searched in squares of `tile`,
+    `tile / 2`, ... pixels (a larger level in overlapping tiles, a smaller one padded), so
+    the detector holds a few small nets: YuNet's memory grows with its input's area (about
+    130 MB at 1280 x 1280, 33 MB at 640 x 640)."""
 
     def __init__(
         self,
         model_path: str | os.PathLike[str] | None = None,
         *,
         score_threshold: float = SCORE_THRESHOLD,
+        tile: int | None = None,
     ) -> None:
         self.model_path = os.fspath(model_path or yunet_model_path())
         self.score_threshold = score_threshold
+        self.tile = tile
         self._nets: dict[tuple[int, int], cv2.FaceDetectorYN] = {}
         self._net((320, 320))  # a damaged model file fails here, not at the first photo
 
@@ -117,26 +137,50 @@ class FaceDetector:
             size = (max(1, round(width * scale)), max(1, round(height * scale)))
             if size != (level.shape[1], level.shape[0]):
                 level = cv2.resize(level, size, interpolation=cv2.INTER_AREA)
-            boxes += self._detect_in(level, width / size[0], height / size[1])
+            boxes += self._detect_level(level, width / size[0], height / size[1])
             side //= 2
             if side < PYRAMID_MIN_SIDE:
                 break
         return sorted(boxes, key=lambda b: b.area, reverse=True)
 
-    def _detect_in(self, rgb: np.ndarray, sx: float, sy: float) -> list[Box]:
-        """Faces of one pyramid level, scaled by (sx, sy) back to the image's pixels."""
+    def _detect_level(self, level: np.ndarray, sx: float, sy: float) -> list[Box]:
+        """Faces of one pyramid level: whole, or (with `tile`) in padded squares."""
+        if self.tile is None:
+            return self._detect_in(level, sx, sy)
+        height, width = level.shape[:2]
+        side = self.tile
+        while side // 2 >= max(height, width) and side // 2 >= PYRAMID_MIN_SIDE // 2:
+            side //= 2
+        if max(height, width) <= side:
+            return self._detect_in(_padded(level, side), sx, sy)
+        step = side - TILE_OVERLAP
+        boxes: list[Box] = []
+        for y0 in range(0, max(1, height - TILE_OVERLAP), step):
+            for x0 in range(0, max(1, width - TILE_OVERLAP), step):
+                piece = _padded(level[y0 : y0 + side, x0 : x0 + side], side)
+                boxes += self._detect_in(piece, sx, sy, (x0, y0))
+        return boxes
+
+    def _detect_in(
+        self, rgb: np.ndarray, sx: float, sy: float, offset: tuple[int, int] = (0, 0)
+    ) -> list[Box]:
+        """Faces of one pyramid level (or a tile of it at `offset`), scaled by (sx, sy)
+        back to the image's pixels."""
         height, width = rgb.shape[:2]
         _, faces = self._net((width, height)).detect(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
         if faces is None:
             return []
+        ox, oy = offset
         return [
             Box(
-                float(f[0] * sx),
-                float(f[1] * sy),
-                float((f[0] + f[2]) * sx),
-                float((f[1] + f[3]) * sy),
+                float((f[0] + ox) * sx),
+                float((f[1] + oy) * sy),
+                float((f[0] + f[2] + ox) * sx),
+                float((f[1] + f[3] + oy) * sy),
                 float(f[-1]),
-                tuple((float(x * sx), float(y * sy)) for x, y in f[4:14].reshape(5, 2)),
+                tuple(
+                    (float((x + ox) * sx), float((y + oy) * sy)) for x, y in f[4:14].reshape(5, 2)
+                ),
             )
             for f in faces
             if f[-1] >= self.score_threshold and f[2] > 0 and f[3] > 0

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import os
 import struct
 import threading
@@ -23,6 +22,7 @@ from typing import Any, NamedTuple
 
 import av
 import av.error
+import cv2
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -155,8 +155,8 @@ def open_photo(path: str | os.PathLike[str], limits: MediaLimits | None = None) 
         return Photo(ImageOps.exif_transpose(img), str(img.format), img.mode)
 
 
-# A PNG or WebP decodes only at full size (up to max_image_pixels x 4 bytes): one such
-# decode at a time in a process, so concurrent uploads cannot add up to gigabytes.
+# A PNG or WebP decodes only at full size (up to max_image_pixels x 3 bytes with OpenCV):
+# one such decode at a time in a process, so concurrent uploads cannot add up to gigabytes.
 FULL_DECODE = threading.Lock()
 
 
@@ -174,17 +174,57 @@ def open_reduced_photo(path: str | os.PathLike[str], limits: MediaLimits, side: 
             img.load()
             reduced = _reduce(img, side)
         else:
+            orientation = _orientation(img)
             with FULL_DECODE:
-                img.load()
-                reduced = _reduce(img, side)
-                img.close()  # the full-size pixels, before the next decode may start
+                decoded = _decode_reduced(path, side)
+                if decoded is None:  # a file OpenCV does not read: Pillow, whole
+                    img.load()
+                    reduced = _reduce(img, side)
+                    img.close()  # the full-size pixels, before the next decode starts
+                else:
+                    reduced = decoded
+                if decoded is not None and orientation != 1:
+                    exif = Image.Exif()
+                    exif[ExifTags.Base.Orientation] = orientation
+                    reduced.info["exif"] = exif.tobytes()
         return Photo(ImageOps.exif_transpose(reduced), fmt, mode)
+
+
+def _decode_reduced(path: str | os.PathLike[str], side: int) -> Image.Image | None:
+    """The picture decoded by OpenCV (one BGR copy, where Pillow's WebP decoder holds
+    several canvases) and scaled down to at most `side`; None when OpenCV cannot read it."""
+    with Image.open(path) as img:
+        longest = max(img.size)
+    flags = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
+    for factor, reduced in ((8, cv2.IMREAD_REDUCED_COLOR_8), (4, cv2.IMREAD_REDUCED_COLOR_4),
+                            (2, cv2.IMREAD_REDUCED_COLOR_2)):  # fmt: skip
+        if longest // factor >= side:  # decoded whole, scaled in place: less than a resize
+            flags = reduced | cv2.IMREAD_IGNORE_ORIENTATION
+            break
+    bgr = cv2.imread(os.fspath(path), flags)
+    if bgr is None:
+        return None
+    height, width = bgr.shape[:2]
+    scale = side / max(height, width)
+    if scale < 1:
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        bgr = cv2.resize(bgr, size, interpolation=cv2.INTER_AREA)
+    return Image.fromarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+
+
+_REDUCIBLE = frozenset({"L", "LA", "RGB", "RGBA", "RGBX", "CMYK", "I", "F"})
 
 
 def _reduce(img: Image.Image, side: int) -> Image.Image:
     """A copy of `img` at most `side` pixels per side (integer box reduction, then exact)."""
-    factor = math.ceil(max(img.width, img.height) / side)
-    reduced = img.reduce(factor) if factor > 1 else img.copy()
+    factor = max(img.width, img.height) // side  # not below `side`; thumbnail() ends it
+    if factor <= 1:
+        reduced = img.copy()
+    elif img.mode in _REDUCIBLE:
+        reduced = img.reduce(factor)
+    else:  # palette, 1-bit, 16-bit: nearest pixels are enough to look for a face
+        size = (max(1, img.width // factor), max(1, img.height // factor))
+        reduced = img.resize(size, Image.Resampling.NEAREST)
     if max(reduced.width, reduced.height) > side:
         reduced.thumbnail((side, side), Image.Resampling.BILINEAR)
     reduced.info = img.info  # the EXIF orientation
@@ -209,9 +249,10 @@ def probe_image(path: str | os.PathLike[str], limits: MediaLimits | None = None)
             img.draft("RGB", (max(1, img.width // 8), max(1, img.height // 8)))
             img.load()
         else:
-            with FULL_DECODE:
-                img.load()
-                img.close()
+            with FULL_DECODE:  # a WebP: OpenCV holds one copy of its pixels, Pillow several
+                if cv2.imread(os.fspath(path), cv2.IMREAD_REDUCED_GRAYSCALE_8) is None:
+                    img.load()
+                    img.close()
         return info
 
 
@@ -424,7 +465,7 @@ def probe_video(path: str | os.PathLike[str], limits: MediaLimits | None = None)
         if frames == 0:
             raise InvalidInputError("The driving video contains no frames.")
         declared = int(stream.frames or 0)  # from the index (MP4, MOV); 0: not declared
-        if declared and frames < declared:
+        if declared and frames < declared - max(2, declared // 10):  # well short of it
             raise InvalidInputError(
                 f"The driving video is damaged or truncated: it declares {declared} frames but "
                 f"ends after {frames}. Please send the whole file."
