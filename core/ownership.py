@@ -21,10 +21,12 @@ OWNED_PREFIX = "mcnet:owned:"
 
 @dataclass(frozen=True)
 class OwnedPage:
-    """One page of an owner's job ids, newest first; `cursor` continues after the last."""
+    """One page of an owner's job ids, newest first; `cursor` continues after the last.
+    `cursors[i]` continues after `job_ids[i]` (for a caller that stops within the page)."""
 
     job_ids: list[str]
     cursor: str | None
+    cursors: tuple[str, ...] = ()
 
 
 class JobOwners:
@@ -75,7 +77,7 @@ class JobOwners:
         )
         ids = [member.decode() for member, _ in rows]
         next_cursor = repr(float(rows[-1][1])) if len(rows) == limit else None
-        return OwnedPage(ids, next_cursor)
+        return OwnedPage(ids, next_cursor, tuple(repr(float(score)) for _, score in rows))
 
     def forget(self, owner: str, job_ids: list[str]) -> None:
         """Drop ids of jobs that no longer exist from the owner's set."""

@@ -20,8 +20,9 @@ from service.routes import KEYED_RESPONSES, job_body
 from service.schemas import ErrorBody, JobEvent, JobList, event_schema
 
 KEEPALIVE_SECONDS = 15.0
-# A cursor is a submit time (seconds, as `next_cursor` gives it out): any such number works
-CURSOR_PATTERN = r"^[0-9]{1,12}(\.[0-9]{1,20})?$"
+FILTER_SCAN = 1000  # most jobs one filtered page of GET /jobs reads
+# A cursor is a submit time (seconds, as `next_cursor` gives it out; empty: the first page)
+CURSOR_PATTERN = r"^([0-9]{1,12}(\.[0-9]{1,20})?)?$"
 
 owned_router = APIRouter(
     dependencies=[Depends(require_key), Depends(limit_requests)], responses=KEYED_RESPONSES
@@ -31,18 +32,36 @@ owned_router = APIRouter(
 def _owned_jobs(
     services: Services, owner: str, status: JobState | None, limit: int, cursor: str | None
 ) -> tuple[list[JobInfo], str | None]:
-    try:
-        page = services.owners.page(owner, limit, cursor)
-    except ValueError as exc:
-        raise InvalidRequestError(
-            "The cursor is not one this service gave out; pass `next_cursor` as it came."
-        ) from exc
-    infos = services.jobs.infos(page.job_ids)
-    services.owners.forget(owner, [job_id for job_id in page.job_ids if job_id not in infos])
-    listed = [infos[job_id] for job_id in page.job_ids if job_id in infos]
-    if status is not None:
-        listed = [info for info in listed if info.status is status]
-    return listed, page.cursor
+    """Up to `limit` of the owner's jobs (in `status`, filtered before paging), newest
+    first, and the cursor after the last one; a filtered page reads at most
+    FILTER_SCAN jobs, then ends early with a cursor to go on from."""
+    listed: list[JobInfo] = []
+    scanned = 0
+    while True:
+        try:
+            page = services.owners.page(owner, limit, cursor)
+        except ValueError as exc:
+            raise InvalidRequestError(
+                "The cursor is not one this service gave out; pass `next_cursor` as it came."
+            ) from exc
+        infos = services.jobs.infos(page.job_ids)
+        services.owners.forget(owner, [job_id for job_id in page.job_ids if job_id not in infos])
+        scanned += len(page.job_ids)
+        for job_id, after in zip(page.job_ids, page.cursors, strict=True):
+            info = infos.get(job_id)
+            if info is not None and (status is None or info.status is status):
+                listed.append(info)
+                if len(listed) == limit:
+                    more = after != page.cursors[-1] or (
+                        page.cursor is not None
+                        and bool(services.owners.page(owner, 1, after).job_ids)
+                    )
+                    return listed, after if more else None
+        if page.cursor is None:
+            return listed, None
+        cursor = page.cursor
+        if scanned >= FILTER_SCAN:
+            return listed, cursor
 
 
 @owned_router.get(

@@ -81,7 +81,8 @@ class JobList(BaseModel):
     next_cursor: str | None = Field(
         None,
         description="Pass as `cursor` for the next (older) page; null on the last page. A "
-        "page filtered by status may hold fewer than `limit` jobs: go on while this is set.",
+        "page filtered by status is filled from older jobs (it holds fewer than `limit` only at "
+        "the end, or after 1000 jobs read): go on while this is set.",
     )
 
 

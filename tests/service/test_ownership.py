@@ -55,8 +55,9 @@ def test_a_job_is_seen_only_with_the_key_that_made_it(stack: Stack, tmp_path: Pa
         assert [job["id"] for job in page["jobs"]] == [second] and page["next_cursor"]
         rest = client.get("/jobs", params={"limit": 1, "cursor": page["next_cursor"]}).json()
         assert [job["id"] for job in rest["jobs"]] == [first]
-        last = client.get("/jobs", params={"limit": 1, "cursor": rest["next_cursor"]}).json()
-        assert last == {"jobs": [], "next_cursor": None}
+        assert rest["next_cursor"] is None, "the last page says so"
+        older = client.get("/jobs", params={"limit": 1, "cursor": "1000.5"}).json()
+        assert older == {"jobs": [], "next_cursor": None}
         assert client.get("/jobs", params={"cursor": "nonsense"}).status_code == 422
         assert client.get("/jobs", params={"status": "nonsense"}).status_code == 422
 
@@ -203,3 +204,26 @@ def test_concurrent_retries_with_one_idempotency_key_never_answer_404(
         assert again.headers["idempotent-replayed"] == "true"
         client.headers["Authorization"] = headers["Authorization"]
         assert [job["id"] for job in client.get("/jobs").json()["jobs"]] == list(ids)
+
+
+def test_a_status_filter_applies_before_paging(stack: Stack, tmp_path: Path) -> None:
+    source, driving = make_inputs(tmp_path, frames=2)
+    with stack.api(api_keys=KEYS) as client:
+        _as(client, "k-alice-secret")
+        oldest, middle, newest = (
+            submit(client, source, driving, seed=str(seed)).json()["id"] for seed in range(3)
+        )
+        assert client.delete(f"/jobs/{oldest}").status_code == 202
+        first = client.get("/jobs", params={"status": "canceled", "limit": 1}).json()
+        assert [job["id"] for job in first["jobs"]] == [oldest], "found on the first page"
+        assert first["next_cursor"] is None
+        seen, cursor, pages = [], None, 0
+        while pages < 5:
+            params = {"status": "queued", "limit": 1, **({"cursor": cursor} if cursor else {})}
+            page = client.get("/jobs", params=params).json()
+            assert page["jobs"] or page["next_cursor"] is None, "no empty page before the end"
+            seen += [job["id"] for job in page["jobs"]]
+            cursor, pages = page["next_cursor"], pages + 1
+            if cursor is None:
+                break
+        assert seen == [newest, middle]
