@@ -38,7 +38,7 @@ VIDEO_SAMPLES = 6  # driving frames looked at, spread evenly over the clip
 # Longest side a photo is searched at: YuNet finds faces down to ~12 px there, and a
 # reduced decode (JPEG) or a freed full one (PNG, WebP) keeps a check's memory small.
 PHOTO_SEARCH_SIDE = 1280
-DETECT_TILE = 640  # YuNet's input: 640 x 640 tiles (about 33 MB of net), see FaceDetector
+DETECT_TILE = 480  # YuNet's input: 480 x 480 tiles (about 19 MB of net), see FaceDetector
 # One detector for the process, used by one check at a time (OpenCV's YuNet is not
 # thread-safe, and each detector holds its nets' memory): memory stays bounded however many
 # threads check uploads.

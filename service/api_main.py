@@ -13,6 +13,7 @@ from types import FrameType
 import uvicorn
 
 from core.logs import configure_logging, log_level
+from core.memory import limit_arenas
 from core.settings import ApiSettings, settings_from_env
 from service.app import create_app
 
@@ -71,6 +72,7 @@ def serve(settings: ApiSettings, *, root_path: str = "") -> None:
     uvicorn re-raises the signal that stopped it once it has shut down; a handler that
     only logs it lets the caller clean up and exit normally.
     """
+    limit_arenas()  # freed upload pictures go back to the system, not to per-thread arenas
     app = create_app(settings)
     logger.info("API on http://%s:%d (docs at /docs)", settings.host, settings.port)
 
