@@ -22,7 +22,7 @@ logger = logging.getLogger(__name__)
 class StoreHealth:
     """The store's writability, checked at most once per `ttl` seconds."""
 
-    def __init__(self, storage: Storage, spool_dir: Path | None, ttl: float = 5.0) -> None:
+    def __init__(self, storage: Storage, spool_dir: Path | None, ttl: float = 1.0) -> None:
         self.storage = storage
         self.spool_dir = spool_dir
         self.ttl = ttl

@@ -55,8 +55,9 @@ logger = logging.getLogger(__name__)
 _PROGRESS_EVERY_S = 0.25
 _CANCEL_EVERY_S = 0.2
 JOB_FOLDER_PREFIX = "mcnet-job-"  # + the worker's pid: folders of dead workers are swept
-_STORE_ATTEMPTS = 4
+_STORE_MIN_ATTEMPTS = 4  # tries of the result's write, however short the patience
 _STORE_FIRST_WAIT_S = 1.0
+_STORE_MAX_WAIT_S = 10.0
 
 
 class ShutdownRequeueError(Exception):
@@ -262,7 +263,7 @@ def animate_job(job_id: str, options: dict[str, Any], video: dict[str, Any]) -> 
             retrying(lambda: context.write_meta(job), "warnings", patience)
             _prove(context, patience)
         size = output.stat().st_size
-        _store_result(context.storage, job_id, output)
+        _store_result(context.storage, job_id, output, patience)
     reporter.update(Progress(Stage.DONE, reporter.last.frames_total, reporter.last.frames_total))
     seconds = time.perf_counter() - started
     logger.info("job %s: %d frames in %.1f s (%d bytes)", job_id, frames, seconds, size)
@@ -281,19 +282,24 @@ def _prove(context: WorkerContext, patience: float) -> None:
         raise LeaseLostError(f"job {context.lease.job_id} belongs to another run")
 
 
-def _store_result(storage: Storage, job_id: str, output: Path) -> None:
-    """Store the MP4, trying again when the store refuses; the render is never redone."""
+def _store_result(storage: Storage, job_id: str, output: Path, patience: float) -> None:
+    """Store the MP4, trying again while the store refuses, for as long as the job waits
+    for Redis (`patience`, at least a few tries); the rendered file is kept meanwhile and
+    the render is never redone."""
+    deadline = time.monotonic() + patience
     wait = _STORE_FIRST_WAIT_S
-    for attempt in range(1, _STORE_ATTEMPTS + 1):
+    attempt = 1
+    while True:
         try:
             storage.put_file(result_key(job_id), output, move=False)
             return
         except (StorageError, OSError) as exc:
             logger.warning("job %s: result not stored (attempt %d): %s", job_id, attempt, exc)
-            if attempt == _STORE_ATTEMPTS:
+            if attempt >= _STORE_MIN_ATTEMPTS and time.monotonic() >= deadline:
                 raise StorageUnavailableError("store the result") from exc
             time.sleep(wait)
-            wait *= 2
+            wait = min(wait * 2, _STORE_MAX_WAIT_S)
+            attempt += 1
 
 
 def _fetch(storage: Storage, job_id: str, source: Path, driving: Path) -> None:

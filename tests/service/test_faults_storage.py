@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -90,7 +91,7 @@ def test_full_store_at_submit(stack: Stack, small_store: Path, tmp_path: Path) -
 def test_store_full_when_the_result_is_written(
     stack: Stack, small_store: Path, tmp_path: Path
 ) -> None:
-    worker = stack.start_worker()
+    worker = stack.start_worker(MCNET_REDIS_PATIENCE="6")  # the result's write waits as long
     source, driving = make_inputs(tmp_path, frames=40)
     with stack.api() as client:
         job_id = submit(client, source, driving).json()["id"]
@@ -102,3 +103,39 @@ def test_store_full_when_the_result_is_written(
         assert runs(worker, job_id) == 1 and renders(stack, job_id) == 0
         assert client.get(f"/jobs/{job_id}/result").status_code == 409
         wait_for(worker.alive, 5, "the worker to stay up")
+
+
+def test_a_read_only_results_folder_refuses_submits(stack: Stack, tmp_path: Path) -> None:
+    """Inputs can be stored but results cannot: refused at submit (503), not after a render."""
+    results = tmp_path / "store" / "results"
+    results.mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(results)], check=True)
+    try:
+        source, driving = make_inputs(tmp_path, frames=2)
+        with stack.api() as client:
+            assert submit(client, source, driving).status_code == 202
+            _remount(results, "ro")
+            time.sleep(1.2)  # past the second a writable store is believed
+            _refused(submit(client, source, driving), results)
+            _remount(results, "rw")
+            assert submit(client, source, driving).status_code == 202
+    finally:
+        subprocess.run(["umount", "-l", str(results)], check=True)
+
+
+def test_a_store_full_for_a_while_keeps_the_render(
+    stack: Stack, small_store: Path, tmp_path: Path
+) -> None:
+    """The result's write waits as long as Redis is waited for: a store freed within that
+    time gets the rendered file, and the job finishes without a second render."""
+    worker = stack.start_worker()
+    source, driving = make_inputs(tmp_path, frames=40)
+    with stack.api() as client:
+        job_id = submit(client, source, driving).json()["id"]
+        wait_animating(stack, job_id)
+        with _filled(small_store):
+            wait_for(lambda: "result not stored (attempt 2)" in worker.log_text(), 120, "retries")
+        final = wait_status(client, job_id, timeout=120)
+        assert final["status"] == "finished", final
+        assert runs(worker, job_id) == 1
+        assert client.get(f"/jobs/{job_id}/result").status_code == 200
