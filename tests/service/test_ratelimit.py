@@ -73,3 +73,16 @@ def test_a_retried_submit_gets_its_job_even_at_the_limit(stack: Stack, tmp_path:
         again = post("order-1")
         assert again.status_code == 202 and again.json()["id"] == first.json()["id"]
         assert post("order-2").status_code == 429
+
+
+def test_a_key_at_its_request_limit_can_still_cancel_its_job(stack: Stack, tmp_path: Path) -> None:
+    source, driving = make_inputs(tmp_path, frames=2)
+    with stack.api(api_keys=KEYS, rate_limit_per_minute=3) as client:
+        client.headers["Authorization"] = "Bearer k-shop"
+        job_id = submit(client, source, driving).json()["id"]
+        for _ in range(8):  # bounded: a fixed window may open once meanwhile
+            if client.get(f"/jobs/{job_id}").status_code == 429:
+                break
+        assert client.get(f"/jobs/{job_id}").status_code == 429
+        canceled = client.delete(f"/jobs/{job_id}")
+        assert canceled.status_code == 202 and canceled.json()["status"] == "canceled"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
@@ -35,7 +36,9 @@ def test_s3_result_is_a_redirect_to_a_presigned_url(
         assert answer.status_code == 307 and answer.headers["cache-control"] == "no-store"
         location = answer.headers["location"]
         assert location.startswith(f"{moto_endpoint}/{s3_bucket}/mcnet/results/{job_id}.mp4?")
-        assert "Signature" in location and "Expires=" in location
+        query = parse_qs(urlsplit(location).query)
+        assert query["X-Amz-Algorithm"] == ["AWS4-HMAC-SHA256"], location  # SigV4, not SigV2
+        assert query["X-Amz-Expires"] == ["60"] and "X-Amz-Signature" in query
     # The presigned URL needs no credentials, serves the MP4 and byte ranges.
     whole = httpx.get(location, timeout=30)
     assert whole.status_code == 200 and whole.content == streamed.content
