@@ -20,6 +20,19 @@ def _fit_height(image: np.ndarray, height: int) -> np.ndarray:
     return cv2.resize(image, (width, height), interpolation=interpolation)
 
 
+def fit_height(shapes: list[tuple[int, ...]], height: int, max_width: int) -> int:
+    """The even panel height, at most `height`, at which panels of these shapes (rows,
+    columns, ...) side by side are at most `max_width` wide."""
+
+    def width(rows: int) -> int:
+        return sum(_even(shape[1] * rows / shape[0]) for shape in shapes)
+
+    height = min(_even(height), max(2, int(max_width / sum(s[1] / s[0] for s in shapes)) // 2 * 2))
+    while height > 2 and width(height) > max_width:
+        height -= 2  # each panel's width rounds to even: a step or two below the ratio's
+    return height
+
+
 class SideBySide:
     """Composes frames of source | driving | result, each scaled to one even height."""
 

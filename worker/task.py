@@ -29,7 +29,7 @@ from core.options import JobOptions
 from core.protocol import DEMO_MODEL, Progress, Stage
 from worker.driving import DrivingScan, driving_frames, model_inputs, scan_driving
 from worker.framing import CropBox, resize_square, source_crop
-from worker.layout import SideBySide
+from worker.layout import SideBySide, fit_height
 from worker.media.encode import Mp4Writer
 from worker.media.images import cap_size, load_image
 from worker.media.settings import MediaSettings
@@ -290,8 +290,11 @@ class _Composer:
         if options.layout != "side_by_side":
             return cls(paster, None, result[1], result[0])
         if paster is not None:  # the photo | the full driving frame | the pasted result
-            layout = SideBySide(canvas, min(canvas.shape[0], settings.side_by_side_max_height))
-            width, height = layout.size((scan.height, scan.width, 3), result)
+            driving = (scan.height, scan.width, 3)
+            wanted = min(canvas.shape[0], settings.side_by_side_max_height)
+            fitted = fit_height([canvas.shape, driving, result], wanted, settings.max_output_side)
+            layout = SideBySide(canvas, fitted)
+            width, height = layout.size(driving, result)
         else:  # three 256 crops, as the official demo writes
             layout = SideBySide(source, source.shape[0])
             width, height = layout.size(source.shape, source.shape)
