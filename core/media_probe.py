@@ -22,7 +22,6 @@ from typing import Any, NamedTuple
 
 import av
 import av.error
-import cv2
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -193,6 +192,8 @@ def open_reduced_photo(path: str | os.PathLike[str], limits: MediaLimits, side: 
 def _decode_reduced(path: str | os.PathLike[str], side: int) -> Image.Image | None:
     """The picture decoded by OpenCV (one BGR copy, where Pillow's WebP decoder holds
     several canvases) and scaled down to at most `side`; None when OpenCV cannot read it."""
+    import cv2  # loaded by the first such photo, not by every process that probes
+
     with Image.open(path) as img:
         longest = max(img.size)
     flags = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
@@ -250,6 +251,8 @@ def probe_image(path: str | os.PathLike[str], limits: MediaLimits | None = None)
             img.load()
         else:
             with FULL_DECODE:  # a WebP: OpenCV holds one copy of its pixels, Pillow several
+                import cv2  # loaded by the first WebP, not by every process that probes
+
                 if cv2.imread(os.fspath(path), cv2.IMREAD_REDUCED_GRAYSCALE_8) is None:
                     img.load()
                     img.close()
