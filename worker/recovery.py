@@ -29,9 +29,10 @@ from rq.registry import StartedJobRegistry
 from rq.utils import now, parse_composite_key
 
 from core.jobs import SERIALIZER, abandoned_message
-from core.lease import claim_abandoned, has_owner, shut_down, shutdown_key
+from core.lease import Claim, claim_abandoned, has_owner, shut_down, shutdown_key
 from core.protocol import JobOutcome, Outcome, Progress, Stage
 from core.settings import WorkerSettings
+from worker.rq_internals import enqueue_at_front
 
 logger = logging.getLogger(__name__)
 
@@ -108,9 +109,9 @@ class Recovery:
                 claim = claim_abandoned(
                     self.connection, job_id, self.settings.lease_ttl, fence_keep(self.settings)
                 )
-                if claim == 0:
+                if claim is Claim.ALIVE:
                     continue
-                if claim < 0:  # an entry left behind by a run that has ended
+                if claim is Claim.NOT_RUNNING:  # an entry left behind by a run that has ended
                     self.connection.zrem(registry.key, *composites)
                     continue
                 self._requeue_or_fail(queue, registry, job_id, composites, stopped)
@@ -140,7 +141,7 @@ class Recovery:
                 meta["progress"] = Progress(Stage.QUEUED, 0, frames).as_dict()
                 meta.pop("outcome", None)
                 job.started_at = None
-                queue._enqueue_job(job, pipeline=pipe, at_front=True)  # saves meta too
+                enqueue_at_front(queue, job, pipe)  # saves the job, meta included
                 logger.warning(
                     "job %s: its worker was shut down before it put the job back; requeued "
                     "at the front, no retry spent",

@@ -30,6 +30,7 @@ from core.jobs import JobQueue
 from core.media_probe import VideoInfo
 from core.options import JobOptions
 from core.settings import ApiSettings, WorkerSettings
+from service.local import EmbeddedRedis
 from service.metrics import ApiMetrics, QueueCollector
 from tests.deploy_kubernetes.manifests import (
     NAMESPACE,
@@ -43,7 +44,6 @@ from tests.deploy_kubernetes.manifests import (
     matches,
     render,
 )
-from tests.service.helpers import RedisServer
 
 # The Kubernetes versions the core objects are validated against (oldest and newest).
 KUBERNETES_VERSIONS = ("1.30.0", "1.37.0")
@@ -81,14 +81,13 @@ def objects(request: pytest.FixtureRequest) -> tuple[Object, ...]:
     return render(request.param)
 
 
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    server = RedisServer(tmp_path_factory.mktemp("redis"))
-    server.start()
-    try:
-        yield server.url()
-    finally:
-        server.stop()
+@pytest.fixture
+def redis_url(redis_server: EmbeddedRedis) -> Iterator[str]:
+    """A database of its own on the session's real redis-server, emptied afterwards."""
+    url = redis_server.url.rsplit("/", 1)[0] + "/9"
+    Redis.from_url(url).flushdb()
+    yield url
+    Redis.from_url(url).flushdb()
 
 
 # rendering and schemas ------------------------------------------------------------------
@@ -359,7 +358,6 @@ def test_keda_reads_the_list_jobs_are_queued_on(
     video = VideoInfo(width=64, height=64, frames=2, fps=25.0, duration=0.08, has_audio=False)
     queue.submit(str(uuid.uuid4()), JobOptions(), video)
     assert connection.llen(list_name) == 1 == queue.depth()
-    connection.flushdb()
 
     [port] = find(objects, "Service", "mcnet-redis")["spec"]["ports"]
     address = f"mcnet-redis.{NAMESPACE}.svc.cluster.local:{port['port']}"
