@@ -38,7 +38,12 @@ def test_schemathesis_finds_no_failure(stack: Stack, tmp_path: Path) -> None:
         ]  # fmt: skip
         environment = {**os.environ, "SCHEMATHESIS_HOOKS": ""}
         done = subprocess.run(
-            command, capture_output=True, text=True, timeout=TIME_LIMIT_S, env=environment
+            command,
+            capture_output=True,
+            text=True,
+            timeout=TIME_LIMIT_S,
+            env=environment,
+            cwd=tmp_path,  # its cache folder goes there, not into the checkout
         )
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
     assert "generated" in done.stdout and " 0 generated" not in done.stdout, done.stdout[-2000:]
