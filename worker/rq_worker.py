@@ -60,7 +60,7 @@ from rq.timeouts import JobTimeoutException
 from rq.utils import now, utcparse
 from rq.worker import WorkerStatus
 
-from core.cli import add_model_options
+from core.cli_options import MODEL_OPTIONS, add_model_options, given_options
 from core.errors import JobCanceledError, MCNetError
 from core.jobs import MODEL_FIELD, SERIALIZER, JobQueue
 from core.lease import Lease, LeaseLostError
@@ -554,27 +554,17 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def settings_from_args(args: argparse.Namespace, settings: WorkerSettings) -> WorkerSettings:
-    """Command-line values over environment values."""
-    update: dict[str, Any] = {
-        "checkpoint": args.checkpoint,
-        "device": args.device,
-        "precision": args.precision,
-        "batch_size": args.batch_size,
-        "compile": args.compile,
-        "metrics_port": args.metrics_port,
-        "worker_name": args.name,
-    }
-    if args.demo_weights:
-        update["demo_weights"] = True
-    return settings.model_copy(update={k: v for k, v in update.items() if v is not None})
+def settings_from_args(args: argparse.Namespace) -> WorkerSettings:
+    """The environment's settings with the command line's values over them."""
+    options = given_options(args, (*MODEL_OPTIONS, "metrics_port"))
+    return settings_from_env(WorkerSettings, {**options, "worker_name": args.name})
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `mcnet worker`."""
     args = _parser().parse_args(argv)
     configure_logging()
-    settings = settings_from_args(args, settings_from_env(WorkerSettings))
+    settings = settings_from_args(args)
     if not settings.redis_url:
         logger.error("REDIS_URL is not set (or run `mcnet serve`, which starts Redis)")
         return 2
