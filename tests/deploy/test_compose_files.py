@@ -125,11 +125,14 @@ def test_env_example_names_every_variable_compose_reads() -> None:
 
 
 @pytest.mark.parametrize("environment", sorted(ENVIRONMENTS))
-@pytest.mark.parametrize("layout", ["gpu", "second-gpu", "cpu"])
+@pytest.mark.parametrize("layout", ["gpu", "some-gpus", "cpu"])
 def test_settings_accept_each_service_environment(
     layout: str, environment: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    services = _render(LAYOUTS[layout], ENVIRONMENTS[environment])["services"]
+    env = ENVIRONMENTS[environment]
+    if layout == "some-gpus":  # the override requires the list
+        env = {**env, "MCNET_GPUS": "1,2"}
+    services = _render(LAYOUTS[layout], env)["services"]
     for name, cls in SETTINGS.items():
         if name not in services:
             continue
