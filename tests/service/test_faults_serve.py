@@ -84,3 +84,44 @@ def test_serve_restarts_a_worker_that_dies(tmp_path: Path) -> None:
                 process.kill()
                 process.wait()
     assert "starting it again" in log_path.read_text()
+
+
+def test_ctrl_c_during_a_job_requeues_it_with_a_warning(tmp_path: Path) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MCNET_", "REDIS_URL"))}
+    env.pop("STORAGE_URL", None)
+    env.update({"MCNET_MODEL_CONFIG": "tiny", "MCNET_DEVICE": "cpu", "PYTHONPATH": str(ROOT)})
+    command = [
+        sys.executable, "-m", "core.cli", "serve", "--demo-weights", "--port", str(port),
+        "--data", str(tmp_path / "data"), "--worker-metrics-port", "0", "--workers", "1",
+    ]  # fmt: skip
+    log_path = tmp_path / "serve.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+
+                def ready() -> bool:
+                    assert process.poll() is None, log_path.read_text()
+                    try:
+                        return client.get("/readyz").status_code == 200
+                    except httpx.HTTPError:
+                        return False
+
+                wait_for(ready, 90, "mcnet serve to be ready", 0.2)
+                source, driving = make_inputs(tmp_path, frames=400)
+                job_id = submit(client, source, driving, crop="none").json()["id"]
+
+                def animating() -> bool:
+                    progress = client.get(f"/jobs/{job_id}").json()["progress"]
+                    return progress["stage"] == "animating" and progress["frames_done"] > 0
+
+                wait_for(animating, 60, "the job to be animating", 0.1)
+            process.send_signal(signal.SIGINT)  # Ctrl+C
+            assert process.wait(60) == 0, log_path.read_text()
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    requeued = [line for line in log_path.read_text().splitlines() if "requeued" in line]
+    assert len(requeued) == 1 and " WARNING " in requeued[0] and job_id in requeued[0], requeued
