@@ -96,14 +96,15 @@ def make_clips(folder: Path, jobs: int, frames: int, width: int, height: int) ->
     return clips
 
 
-def per_frame_loop(clips: list[Clip], out: Path, device: str) -> float:
+def per_frame_loop(clips: list[Clip], out: Path, device: str, config: str) -> float:
     """The baseline: one process, one job after another, frame by frame; returns seconds."""
     import torch
 
     from model.checkpoint import demo_networks
+    from model.config import MCNetConfig
     from model.reference import animate_frame_by_frame
 
-    networks = demo_networks().to(device).eval()
+    networks = demo_networks(MCNetConfig.named(config)).to(device).eval()
 
     def read(path: Path) -> list[np.ndarray]:
         with av.open(str(path)) as container:
@@ -146,20 +147,27 @@ def _free_port() -> int:
 
 
 def served(
-    clips: list[Clip], out: Path, layout: str, precision: str, device: str, log: Path
+    clips: list[Clip], out: Path, layout: str, precision: str, args: argparse.Namespace
 ) -> float:
     """`mcnet serve --workers layout`: the jobs submitted at once; returns seconds from the
     first submit to the last result saved (the service started and warmed first)."""
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MCNET_", "REDIS_URL"))}
     env.pop("STORAGE_URL", None)
-    env.update({"PYTHONPATH": str(REPO), "MCNET_DEVICE": device, "MCNET_PRECISION": precision})
+    env.update(
+        {
+            "PYTHONPATH": str(REPO),
+            "MCNET_DEVICE": args.device,
+            "MCNET_PRECISION": precision,
+            "MCNET_MODEL_CONFIG": args.config,
+        }
+    )
     command = [
         sys.executable, "-m", "core.cli", "serve", "--demo-weights", "--port", str(port),
         "--data", str(out / f"data-{layout}-{precision}"), "--workers", layout,
         "--worker-metrics-port", "0",
     ]  # fmt: skip
-    with open(log, "ab") as sink:
+    with open(out / "serve.log", "ab") as sink:
         process = subprocess.Popen(command, env=env, stdout=sink, stderr=subprocess.STDOUT)
     try:
         with Client(f"http://127.0.0.1:{port}", timeout=60) as api:
@@ -231,6 +239,7 @@ def main() -> int:
         "--layouts", nargs="+", default=["1", "auto"], help="--workers values of mcnet serve"
     )
     parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"])
+    parser.add_argument("--config", default="vox256", choices=["vox256", "tiny"])
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
@@ -245,7 +254,11 @@ def main() -> int:
             rows.append(Row(setup, precision, args.jobs, frames, seconds, frames / seconds))
             print(f"  {setup} {precision}: {frames / seconds:.3f} frames/s", flush=True)
 
-        add("per-frame loop, 1 process", "fp32", lambda: per_frame_loop(clips, folder, args.device))
+        add(
+            "per-frame loop, 1 process",
+            "fp32",
+            lambda: per_frame_loop(clips, folder, args.device, args.config),
+        )
         bf16_missing = bf16_reason(args.device)
         for precision in args.precisions:
             if precision == "bf16" and bf16_missing:
@@ -256,7 +269,7 @@ def main() -> int:
                     f"mcnet serve --workers {layout}",
                     precision,
                     lambda layout=layout, precision=precision: served(
-                        clips, folder, layout, precision, args.device, folder / "serve.log"
+                        clips, folder, layout, precision, args
                     ),
                 )
     for row in rows:
@@ -268,7 +281,10 @@ def main() -> int:
         f"{host.cpus} CPU(s), {host.memory / 2**30:.1f} GiB available, {len(host.gpus)} GPU(s); "
         f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
     )
-    print(f"{args.jobs} jobs of {args.frames} frames, {args.width}x{args.height}, demo weights\n")
+    print(
+        f"{args.jobs} jobs of {args.frames} frames, {args.width}x{args.height}, "
+        f"demo weights ({args.config})\n"
+    )
     print("| setup | precision | frames/s | x per-frame loop |\n|---|---|---:|---:|")
     for row in rows:
         print(f"| {row.setup} | {row.precision} | {row.frames_per_s:.3f} | {row.ratio:.2f} |")

@@ -42,7 +42,11 @@ def add_layout_options(parser: _Group) -> None:
     fields = WorkerSettings.model_fields
     parser.add_argument("--workers", metavar="N|auto", help=_help("workers", fields))
     parser.add_argument(
-        "--threads", dest="worker_threads", type=int, help=_help("worker_threads", fields)
+        "--threads",
+        dest="worker_threads",
+        type=int,
+        metavar="N",
+        help=_help("worker_threads", fields),
     )
 
 

@@ -251,9 +251,8 @@ class WorkerSettings(QueueSettings, ModelSettings, EncodeSettings):
         default=None,
         pattern=r"^(auto|[1-9][0-9]*)$",
         description="Worker processes on this host (`mcnet serve`, `mcnet workers`): a number, "
-        "or auto: one per GPU on CUDA; on a CPU one single-thread worker per physical core, as "
-        "many as memory holds (each loads its own model). Unset: auto for `mcnet serve`, one "
-        "for `mcnet workers`.",
+        "or auto (unset): one per GPU on CUDA; on a CPU one single-thread worker per physical "
+        "core, as many as memory holds (each loads its own model).",
     )
     worker_threads: int | None = Field(
         default=None,
