@@ -117,12 +117,12 @@ def test_bad_options_exit_2(tmp_path: Path, extra: list[str]) -> None:
 def test_inputs_are_checked_before_the_model_loads_in_the_commands_words(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog, face_photo: Path, short_video: Path
 ) -> None:
-    import worker.animator
+    import worker.model_loading
 
     def no_model(*_: object) -> None:
         raise AssertionError("the model was loaded before the inputs were checked")
 
-    monkeypatch.setattr(worker.animator, "load_animator", no_model)
+    monkeypatch.setattr(worker.model_loading, "load_animator", no_model)
     out = ["-o", str(tmp_path / "o.mp4"), "--demo-weights", "--no-progress"]
     blank = write_image(tmp_path / "blank.png", pattern_frame(0, 64, 64))
     noise = write_video(tmp_path / "noise.mp4", [pattern_frame(i, 64, 64) for i in range(3)])
@@ -152,12 +152,12 @@ def test_the_output_path_is_checked_before_any_work(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog, face_photo: Path, short_video: Path,
     output: str, words: str,
 ) -> None:  # fmt: skip
-    import worker.animator
+    import worker.model_loading
 
     def no_model(*_: object) -> None:
         raise AssertionError("the model was loaded before the output path was checked")
 
-    monkeypatch.setattr(worker.animator, "load_animator", no_model)
+    monkeypatch.setattr(worker.model_loading, "load_animator", no_model)
     (tmp_path / "folder.mp4").mkdir()
     target = tmp_path / output
     with caplog.at_level(logging.ERROR):

@@ -11,7 +11,7 @@ import pytest
 
 from core.settings import WorkerSettings
 from worker.rq_task import JOB_FOLDER_PREFIX
-from worker.rq_worker import _parser, media_settings, prepare_work_dir, settings_from_args
+from worker.worker_main import build_parser, media_settings, prepare_work_dir, settings_from_args
 
 
 def test_media_settings_carry_limits_and_encoding() -> None:
@@ -24,9 +24,9 @@ def test_media_settings_carry_limits_and_encoding() -> None:
 def test_command_line_overrides_only_what_it_names(monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in {"PRECISION": "fp16", "COMPILE": "false", "BATCH_SIZE": "4"}.items():
         monkeypatch.setenv(f"MCNET_{name}", value)
-    plain = settings_from_args(_parser().parse_args([]))
+    plain = settings_from_args(build_parser().parse_args([]))
     assert (plain.precision, plain.compile, plain.batch_size) == ("fp16", False, 4)
-    given = settings_from_args(_parser().parse_args(["--compile", "--batch-size", "8"]))
+    given = settings_from_args(build_parser().parse_args(["--compile", "--batch-size", "8"]))
     assert (given.precision, given.compile, given.batch_size) == ("fp16", True, 8)
 
 
