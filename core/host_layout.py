@@ -25,9 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 GIB = 2**30
-# Resident memory of one worker process at its default batch size (model, activations,
-# decode and encode buffers), measured on a CPU with demo weights: vox256 fp32 peaks at
-# about 2.6 GiB; the tiny test model at about 0.6 GiB.
+# Memory counted per worker process (model, activations, decode and encode buffers). On a
+# CPU with the full model (vox256, fp32, batch 1) a worker's peak resident memory measured
+# 1.6 GiB on 480x360 jobs; 3 GiB leaves room for 1080p frames in flight. The tiny test
+# model's workers peak at about 0.4 GiB.
 WORKER_BYTES = {"vox256": 3 * GIB, "tiny": GIB}
 # Left for the API, Redis, the system and the page cache before workers are counted.
 RESERVED_BYTES = 2 * GIB
