@@ -17,10 +17,17 @@ Recovery (`claim_abandoned`) happens only once the lease has expired: it increme
 fence (fencing off the old run) and marks the lease `recovering` until the job is back
 in the queue, where the next worker's `acquire` takes it over. A job that has already
 ended is never claimed and never started again.
+
+A run whose worker was asked to shut down (SIGTERM: an autoscaler removing it) marks the
+job `mcnet:shutdown:<id>` with its fence value (`mark_shutdown`). If the worker is killed
+before it could put the job back itself (SIGKILL after a grace period shorter than the
+rest of the job), recovery finds the mark of the run it fences off (`shut_down`) and
+puts the job back without spending one of its retries: the job did nothing wrong.
 """
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +37,7 @@ from rq.job import Job
 
 LEASE_PREFIX = "mcnet:lease:"
 FENCE_PREFIX = "mcnet:fence:"
+SHUTDOWN_PREFIX = "mcnet:shutdown:"
 RECOVERING = "recovering"
 ENDED_STATES = ("finished", "failed", "canceled", "stopped")
 
@@ -84,8 +92,28 @@ def fence_key(job_id: str) -> str:
     return FENCE_PREFIX + job_id
 
 
+def shutdown_key(job_id: str) -> str:
+    """Redis key of a job's shutdown mark: the fence value of the run told to stop."""
+    return SHUTDOWN_PREFIX + job_id
+
+
 def _job_key(job_id: str) -> str:
     return str(Job.key_for(job_id))
+
+
+class Refusal(enum.Enum):
+    """Why `Lease.acquire` gave no lease (the values are its Redis script's answers)."""
+
+    HELD = 0  # another run holds the lease
+    ENDED = -1  # the job has already ended: it never runs again
+
+
+class Claim(enum.Enum):
+    """What `claim_abandoned` did (the values are its Redis script's answers)."""
+
+    CLAIMED = 1  # the job is the caller's to requeue or fail; its old run is fenced off
+    ALIVE = 0  # its run still holds the lease
+    NOT_RUNNING = -1  # the job is not running (an entry left behind by a run that ended)
 
 
 class LeaseLostError(Exception):
@@ -102,8 +130,8 @@ class Lease:
     ttl: float
 
     @classmethod
-    def acquire(cls, connection: Redis, job_id: str, ttl: float, keep: int) -> Lease | int:
-        """Take the job for a new run; the Lease, or 0 (another run holds it) or -1 (the
+    def acquire(cls, connection: Redis, job_id: str, ttl: float, keep: int) -> Lease | Refusal:
+        """Take the job for a new run; the Lease, or why not (another run holds it, or the
         job has already ended). `keep`: seconds the fence counter outlives its last use."""
         value = int(
             connection.eval(
@@ -117,7 +145,7 @@ class Lease:
                 RECOVERING,
             )
         )
-        return cls(connection, job_id, value, ttl) if value > 0 else value
+        return cls(connection, job_id, value, ttl) if value > 0 else Refusal(value)
 
     def renew(self) -> bool:
         """Extend the lease; False when the job belongs to another run now."""
@@ -152,10 +180,9 @@ class Lease:
         pipe.delete(lease_key(self.job_id))
 
 
-def claim_abandoned(connection: Redis, job_id: str, hold: float, keep: int) -> int:
+def claim_abandoned(connection: Redis, job_id: str, hold: float, keep: int) -> Claim:
     """Claim a running job whose lease has expired, to requeue or fail it.
 
-    1: claimed (its old run is fenced off); 0: its owner is alive; -1: it is not running.
     The claim marks the lease `recovering` for `hold` seconds; the next run takes it over.
     """
     answer: Any = connection.eval(
@@ -168,9 +195,22 @@ def claim_abandoned(connection: Redis, job_id: str, hold: float, keep: int) -> i
         int(keep),
         RECOVERING,
     )
-    return int(answer)
+    return Claim(int(answer))
 
 
 def has_owner(connection: Redis, job_id: str) -> bool:
     """Whether a run (or a recovery) holds the job's lease (a read)."""
     return bool(connection.exists(lease_key(job_id)))
+
+
+def mark_shutdown(connection: Redis, job_id: str, fence: int, keep: int) -> None:
+    """Record that the run `fence` of the job was told to shut down (its worker got
+    SIGTERM); kept `keep` seconds, as long as the job can wait for a worker."""
+    connection.set(shutdown_key(job_id), fence, ex=int(keep))
+
+
+def shut_down(connection: Redis, job_id: str) -> bool:
+    """Whether the job's current run was told to shut down (read before a claim fences
+    it off): its worker stopped because it was removed, not because of the job."""
+    mark, fence = connection.mget(shutdown_key(job_id), fence_key(job_id))
+    return mark is not None and fence is not None and int(mark) == int(fence)

@@ -6,9 +6,10 @@ its own start-up messages at DEBUG), the worker processes this host serves best
 (`--workers`, `core.host_layout`: one per GPU, or one single-thread worker per physical
 core as memory permits; each loads the model once), and the API in this process. A worker
 that exits is started again (after 1 s, doubling up to a minute while it keeps failing at
-once); until one has registered `/readyz` answers 503.
-Ctrl+C (or SIGTERM) stops the API, then the workers (a running job stops between batches
-and goes back to the front of the queue), then Redis.
+once); while none is registered `/readyz` reports no live worker (`workers_available:
+false`) and the API keeps accepting jobs, which wait in the queue.
+Ctrl+C (or SIGTERM) stops the API, then the workers (a running job stops before the model
+takes its next frame and goes back to the front of the queue), then Redis.
 """
 
 from __future__ import annotations
@@ -68,12 +69,16 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 class EmbeddedRedis:
-    """A redis-server child bound to loopback, persisting with AOF into `folder`."""
+    """A redis-server child bound to loopback, persisting with AOF into `folder` (fsync
+    `everysec`, or `always` where a test kills it); restartable on the same port."""
 
-    def __init__(self, binary: str, folder: Path, port: int | None = None) -> None:
+    def __init__(
+        self, binary: str, folder: Path, port: int | None = None, fsync: str = "everysec"
+    ) -> None:
         self.binary = binary
         self.folder = folder
         self.port = port or free_port()
+        self.fsync = fsync
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -95,7 +100,7 @@ class EmbeddedRedis:
             "--appendonly",
             "yes",
             "--appendfsync",
-            "everysec",
+            self.fsync,
             "--save",
             "",
             "--daemonize",

@@ -16,9 +16,14 @@ not use CUDA after the parent touched it) that adds what a long GPU job needs:
   instead of quitting;
 - outcomes: a domain error (bad input) or a timeout fails the job at once with a
   readable reason (no retry); a cancel ends it `canceled`; anything else is retried;
-- SIGTERM: the current job may run `shutdown_grace` more seconds, then it stops
-  between batches and goes back to the front of the queue; a second signal stops at
-  once (the job is requeued too);
+- SIGTERM (an autoscaler removing the worker): the current job may run
+  `shutdown_grace` more seconds, then it stops between batches and goes back to the
+  front of the queue without spending a retry; a job taken from the queue but not
+  started yet goes straight back; an idle worker quits within `_IDLE_WAIT_S`. No
+  exception is thrown into the job: the signal only sets a flag. The run also marks the
+  job shut down (core.lease), so that if SIGKILL comes first (a grace period shorter
+  than the rest of the job) recovery puts it back without spending a retry either. A
+  second signal stops at once (the job is requeued too);
 - its own Prometheus `/metrics` port, model load time included;
 - a health file (`MCNET_HEALTH_FILE`) touched after each heartbeat Redis took, for a
   container healthcheck: it exists only once the model is loaded;
@@ -27,9 +32,8 @@ not use CUDA after the parent touched it) that adds what a long GPU job needs:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-import os
-import socket
 import sys
 import threading
 import time
@@ -41,7 +45,6 @@ from typing import TYPE_CHECKING, Any
 from redis.client import Pipeline
 from redis.exceptions import RedisError, WatchError
 from rq import Queue, SimpleWorker, worker_registration
-from rq.exceptions import AbandonedJobError
 from rq.job import Job, JobStatus
 from rq.registry import (
     CanceledJobRegistry,
@@ -50,89 +53,46 @@ from rq.registry import (
     FinishedJobRegistry,
 )
 from rq.timeouts import JobTimeoutException
-from rq.utils import now, utcparse
 from rq.worker import WorkerStatus
 
-from core.errors import JobCanceledError, MCNetError
 from core.jobs import MODEL_FIELD, SERIALIZER, JobQueue
-from core.lease import Lease, LeaseLostError
-from core.protocol import DEMO_MODEL, JobOutcome, Outcome, Progress, Stage, time_limit_message
-from core.settings import WorkerSettings
-from core.storage import Storage, StorageError
-from worker.media.settings import MediaSettings
-from worker.metrics import WorkerMetrics
+from core.lease import Lease, LeaseLostError, Refusal, mark_shutdown
+from core.protocol import Outcome, Progress, Stage
+from core.storage import StorageError
+from worker.outcomes import Verdict, job_outcome, verdict_of
 from worker.recovery import Recovery, fence_keep
 from worker.redis_retry import retrying
-from worker.rq_task import ShutdownRequeueError, WorkerContext, worker_context
-from worker.webhooks import WebhookSender, job_webhooks
+from worker.rq_internals import (
+    ask_to_stop,
+    enqueue_at_front,
+    handle_failure,
+    handle_success,
+    set_result,
+    stop_requested,
+    utc_now,
+)
+from worker.rq_task import WorkerContext, worker_context
+from worker.webhooks import job_webhooks
+from worker.worker_identity import WorkerNameTakenError, predecessor_gone
+from worker.worker_parts import WorkerParts
 
 if TYPE_CHECKING:
     from rq.executions import Execution
 
-    from model.animator import Animator
 
 logger = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class WorkerParts:
-    """What a worker is made of besides its queue: built by `main`, or by tests."""
-
-    animator: Animator
-    storage: Storage
-    metrics: WorkerMetrics
-    settings: WorkerSettings
-    media_settings: MediaSettings | None = None
-    model: str = DEMO_MODEL  # the model's label (worker.model_loading.describe_model)
-    webhooks: WebhookSender | None = None
-
-
-def outcome_of(
-    job: Job, exc_type: type[BaseException], exc_value: BaseException
-) -> JobOutcome | None:
-    """What a failed run of `job` means; None for a job whose worker died (RQ retries it).
-
-    A domain error (bad input) or a timeout fails the job at once with a readable reason;
-    a cancel ends it canceled; a shutdown puts it back in the queue; anything else fails
-    the run and RQ retries it while retries are left.
-    """
-    if issubclass(exc_type, AbandonedJobError):
-        return None
-    if issubclass(exc_type, ShutdownRequeueError | SystemExit | KeyboardInterrupt):
-        return JobOutcome(Outcome.REQUEUED)
-    if issubclass(exc_type, JobCanceledError):
-        return JobOutcome(Outcome.CANCELED)
-    if issubclass(exc_type, MCNetError):
-        return JobOutcome(Outcome.FAILED, str(exc_value))
-    if issubclass(exc_type, JobTimeoutException):
-        return JobOutcome(Outcome.FAILED, time_limit_message(job.timeout))
-    return JobOutcome(Outcome.FAILED, retry=True)
-
-
-class WorkerNameTakenError(Exception):
-    """A live worker already uses this name."""
+_IDLE_WAIT_S = 5  # longest wait for a job in one go: an idle worker sees SIGTERM this soon
 
 
 @dataclass(frozen=True)
 class _Run:
-    """One run of a job on this worker: its lease and whether it was lost."""
+    """One run of a job on this worker: its lease, whether it was lost, and whether the
+    job is marked as stopped by a shutdown (core.lease.mark_shutdown)."""
 
     lease: Lease
     lost: threading.Event
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    marked: threading.Event = dataclasses.field(default_factory=threading.Event)
 
 
 class MCNetWorker(SimpleWorker):
@@ -154,7 +114,7 @@ class MCNetWorker(SimpleWorker):
         self.patience = settings.redis_patience
         self._deadline: float | None = None
         self._run: _Run | None = None
-        self._outcome = Outcome.FAILED.value
+        self._outcome = Outcome.FAILED
         self.recovery = Recovery(self.connection, self.queues, settings)
 
     # birth, death, Redis outages --------------------------------------------------------
@@ -163,7 +123,7 @@ class MCNetWorker(SimpleWorker):
         heartbeat for `worker_ttl`) is taken over, a live one refused."""
         old = self.connection.hgetall(self.key)
         if old and b"death" not in old and "death" not in old:
-            if not self._predecessor_gone(old):
+            if not predecessor_gone(old, self.worker_ttl):
                 raise WorkerNameTakenError(
                     f"A live worker is already named {self.name!r}; choose another --name."
                 )
@@ -171,18 +131,6 @@ class MCNetWorker(SimpleWorker):
             self.connection.delete(self.key)
         super().register_birth()
         self.connection.hset(self.key, MODEL_FIELD, self.parts.model)  # /readyz shows it
-
-    def _predecessor_gone(self, raw: dict[Any, Any]) -> bool:
-        old = {_text(k): _text(v) for k, v in raw.items()}
-        host, pid = old.get("hostname", ""), old.get("pid", "")
-        if host == socket.gethostname() and pid.isdigit():
-            return int(pid) == os.getpid() or not pid_alive(int(pid))
-        beat = old.get("last_heartbeat", "")
-        try:
-            age = (now() - utcparse(beat)).total_seconds()
-        except ValueError:
-            return True
-        return age > self.worker_ttl
 
     def bootstrap(self, *args: Any, **kwargs: Any) -> None:
         """Register, then recover abandoned jobs from a thread for as long as it works."""
@@ -215,7 +163,7 @@ class MCNetWorker(SimpleWorker):
                 super().check_for_suspension(burst)
                 return
             except RedisError as exc:
-                if self._stop_requested:
+                if stop_requested(self):
                     return
                 logger.warning("Redis unavailable, waiting %.0f s: %s", wait, exc)
                 time.sleep(wait)
@@ -231,6 +179,7 @@ class MCNetWorker(SimpleWorker):
     def _beat(self, job: Job, execution: Execution, run: _Run, stop: threading.Event) -> None:
         while not stop.wait(self.heartbeat_interval):
             try:
+                self._mark_shutdown(run)
                 if not run.lease.renew():
                     logger.warning("job %s: another worker took the job over", job.id)
                     run.lost.set()
@@ -254,6 +203,9 @@ class MCNetWorker(SimpleWorker):
         """Take the job's lease, run it with heartbeats, context and metrics around it."""
         settings = self.parts.settings
         metrics = self.parts.metrics
+        if stop_requested(self):  # taken from the queue as SIGTERM came: not started
+            self._give_back(job, queue)
+            return
         try:
             lease = retrying(
                 lambda: Lease.acquire(
@@ -265,7 +217,9 @@ class MCNetWorker(SimpleWorker):
         except RedisError:
             return  # still in the intermediate queue: RQ's maintenance requeues it
         if not isinstance(lease, Lease):
-            why = "it has already ended" if lease < 0 else "another worker is running it"
+            why = (
+                "it has already ended" if lease is Refusal.ENDED else "another worker is running it"
+            )
             logger.warning("job %s not run: %s", job.id, why)
             self._forget_dequeued(job, queue)
             return
@@ -297,7 +251,7 @@ class MCNetWorker(SimpleWorker):
         )
         job.meta.pop("outcome", None)  # an earlier run's
         self._run = run
-        self._outcome = Outcome.FAILED.value
+        self._outcome = Outcome.FAILED
         metrics.busy.set(1)
         started = time.perf_counter()
         beats.start()
@@ -341,16 +295,16 @@ class MCNetWorker(SimpleWorker):
                 f"job {job.id}: start",
                 self.patience,
             )
-            job.started_at = now()
+            job.started_at = utc_now()
             timeout = job.timeout or self.queue_class.DEFAULT_TIMEOUT
             with self.death_penalty_class(timeout, JobTimeoutException, job_id=job.id):
                 value = job.perform()
         except BaseException:  # the run's outcome, whatever ended it
-            job.ended_at = now()
+            job.ended_at = utc_now()
             self._record_failure(run, job, queue, execution, sys.exc_info())
             return False
-        job.ended_at = now()
-        job._result = value
+        job.ended_at = utc_now()
+        set_result(job, value)
         return self._record_success(run, job, queue, execution)
 
     def _record(self, run: _Run, job: Job, what: str, write: Callable[[Pipeline], None]) -> bool:
@@ -367,13 +321,13 @@ class MCNetWorker(SimpleWorker):
         try:
             retrying(transaction, f"job {job.id}: {what}", self.patience)
         except (LeaseLostError, WatchError):
-            self._outcome = "lost"
+            self._outcome = Outcome.LOST
             logger.warning(
                 "job %s: another worker owns the job now; this run records nothing", job.id
             )
             return False
         except RedisError as exc:
-            self._outcome = "unrecorded"
+            self._outcome = Outcome.UNRECORDED
             logger.error(
                 "job %s: %s not recorded (%s); the job will be recovered", job.id, what, exc
             )
@@ -386,9 +340,10 @@ class MCNetWorker(SimpleWorker):
 
         def write(pipe: Pipeline) -> None:
             self.increment_successful_job_count(pipeline=pipe)
-            job._handle_success(
+            handle_success(
+                job,
+                pipe,
                 result_ttl,
-                pipeline=pipe,
                 worker_name=self.name,
                 execution_id=execution.id,
                 execution_started_at=execution.created_at,
@@ -399,7 +354,7 @@ class MCNetWorker(SimpleWorker):
 
         if not self._record(run, job, "finished", write):
             return False
-        self._outcome = Outcome.FINISHED.value
+        self._outcome = Outcome.FINISHED
         seconds = (job.ended_at - started_at).total_seconds() if job.ended_at and started_at else 0
         logger.info("job %s: rendered and recorded finished (%.1f s)", job.id, seconds)
         try:
@@ -411,19 +366,20 @@ class MCNetWorker(SimpleWorker):
     def _record_failure(
         self, run: _Run, job: Job, queue: Queue, execution: Execution, exc_info: Any
     ) -> None:
-        exc_type, exc_value = exc_info[0], exc_info[1]
-        if isinstance(exc_value, LeaseLostError):
-            self._outcome = "lost"
+        exc_value = exc_info[1]
+        verdict = verdict_of(exc_value)
+        if verdict is Verdict.LOST:
+            self._outcome = Outcome.LOST
             logger.warning("job %s: another worker owns the job now; this run stopped", job.id)
             return
-        if isinstance(exc_value, RedisError):
-            self._outcome = "unrecorded"
+        if verdict is Verdict.UNRECORDED:
+            self._outcome = Outcome.UNRECORDED
             logger.error(
                 "job %s: Redis unavailable (%s); the job will be recovered", job.id, exc_value
             )
             return
-        outcome = outcome_of(job, exc_type, exc_value) or JobOutcome(Outcome.FAILED, retry=True)
-        if outcome.outcome is Outcome.FAILED and outcome.error is None:
+        outcome = job_outcome(verdict, exc_value, job.timeout)
+        if verdict is Verdict.CRASH:
             logger.error("job %s failed", job.id, exc_info=exc_info)
         else:  # a job put back because the worker stops: WARNING (someone waits longer)
             level = logging.WARNING if outcome.outcome is Outcome.REQUEUED else logging.INFO
@@ -451,18 +407,18 @@ class MCNetWorker(SimpleWorker):
                 pipe.expire(job.key, self.parts.settings.failure_ttl)
             elif outcome.outcome is Outcome.REQUEUED:
                 job.started_at = None
-                queue._enqueue_job(job, pipeline=pipe, at_front=True)
+                enqueue_at_front(queue, job, pipe)
             elif retry:
                 job.started_at = None
                 job.retry(queue, pipe)
             else:
                 self.increment_failed_job_count(pipe)
                 job.set_status(JobStatus.FAILED, pipeline=pipe)
-                job._handle_failure(exc_string, pipe, worker_name=self.name)
+                handle_failure(job, pipe, exc_string, self.name)
                 pipe.hset(job.key, "ended_at", ended)
 
         if self._record(run, job, outcome.outcome.value, write):
-            self._outcome = outcome.outcome.value
+            self._outcome = outcome.outcome
 
     # shutdown ---------------------------------------------------------------------------
     def request_stop(self, signum: Any, frame: Any) -> None:
@@ -472,9 +428,73 @@ class MCNetWorker(SimpleWorker):
             logger.info("shutdown: the current job may run %.0f s more", self.shutdown_grace)
         super().request_stop(signum, frame)
 
+    def _shutdown(self) -> None:
+        """RQ's warm shutdown without its exception: RQ throws StopRequested into whatever
+        runs when the worker is not busy, which can strand a job just taken from the
+        queue. Here the signal only sets the flag; the idle wait and the job read it."""
+        ask_to_stop(self)
+
     def shutdown_due(self) -> bool:
-        """Whether the running job must stop now because the worker is shutting down."""
-        return self._deadline is not None and time.monotonic() >= self._deadline
+        """Whether the running job must stop now because the worker is shutting down
+        (called between frames; the first call after SIGTERM marks the job)."""
+        if self._deadline is None:
+            return False
+        run = self._run
+        if run is not None:
+            try:
+                self._mark_shutdown(run)
+            except RedisError as exc:
+                logger.warning("shutdown mark not saved: %s", exc)  # the heartbeat tries again
+        return time.monotonic() >= self._deadline
+
+    def _mark_shutdown(self, run: _Run) -> None:
+        """Once SIGTERM came: mark the job's run as stopped by a shutdown (core.lease)."""
+        if self._deadline is None or run.marked.is_set():
+            return
+        mark_shutdown(
+            self.connection, run.lease.job_id, run.lease.fence, fence_keep(self.parts.settings)
+        )
+        run.marked.set()
+
+    def dequeue_job_and_maintain_ttl(
+        self, timeout: int | None, max_idle_time: int | None = None
+    ) -> tuple[Job, Queue] | None:
+        """RQ's wait for a job, in waits of at most `_IDLE_WAIT_S` seconds so that a stop
+        request is seen soon; a job taken as the request came goes back to the front of
+        its queue. None once a stop is requested (or, as RQ's, when idle too long)."""
+        if timeout is None:  # burst: RQ's own, it does not block
+            result = super().dequeue_job_and_maintain_ttl(None, max_idle_time)
+        else:
+            idle_since = time.monotonic()
+            result = None
+            while result is None:
+                if stop_requested(self):
+                    logger.info("worker %s: stopping on request", self.name)
+                    return None
+                if max_idle_time is not None and time.monotonic() - idle_since >= max_idle_time:
+                    return None
+                wait = min(timeout, _IDLE_WAIT_S)
+                result = super().dequeue_job_and_maintain_ttl(wait, wait)
+        if result is not None and stop_requested(self):
+            self._give_back(*result)
+            return None
+        return result
+
+    def _give_back(self, job: Job, queue: Queue) -> None:
+        """Put a job this worker took but did not start back at the front of its queue."""
+
+        def give_back() -> None:
+            with self.connection.pipeline() as pipe:
+                pipe.lrem(queue.intermediate_queue_key, 1, job.id)
+                queue.push_job_id(job.id, pipeline=pipe, at_front=True)
+                pipe.execute()
+
+        try:
+            retrying(give_back, f"job {job.id}: give back", self.patience)
+        except RedisError as exc:
+            logger.error("job %s: not given back (%s); RQ's maintenance requeues it", job.id, exc)
+            return
+        logger.info("job %s: the worker is shutting down; put back in the queue unstarted", job.id)
 
     # maintenance ------------------------------------------------------------------------
     def clean_registries(self) -> None:
@@ -487,7 +507,7 @@ class MCNetWorker(SimpleWorker):
                 worker_registration.clean_worker_registry(queue)
                 queue.intermediate_queue.cleanup(self, queue)
                 queue.release_maintenance_lock()
-        self.last_cleaned_at = now()  # type: ignore[assignment]  # (RQ's stub: None)
+        self.last_cleaned_at = utc_now()  # type: ignore[assignment]  # (RQ's stub: None)
 
     def run_maintenance_tasks(self) -> None:
         """Registry cleanup, plus expiry of old files and canceled jobs."""
@@ -501,5 +521,5 @@ class MCNetWorker(SimpleWorker):
                 logger.info("storage: %d expired objects deleted", removed)
             JobQueue(self.connection, settings).prune_canceled()
         except (StorageError, RedisError, OSError) as exc:
-            self.last_cleaned_at = now()  # type: ignore[assignment]  # (RQ's stub: None)
+            self.last_cleaned_at = utc_now()  # type: ignore[assignment]  # (RQ's stub: None)
             logger.warning("maintenance failed: %s", exc)

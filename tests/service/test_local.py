@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import socket
@@ -15,7 +14,16 @@ import httpx
 from core.cli_options import MODEL_OPTIONS, given_options
 from core.worker_pool import worker_command
 from service.local import _parser, find_redis_server, serve_worker_env
-from tests.service.helpers import ROOT, free_port, make_inputs, submit, wait_for, wait_status
+from tests.service.helpers import (
+    ROOT,
+    clean_env,
+    free_port,
+    make_inputs,
+    serve_env,
+    submit,
+    wait_for,
+    wait_status,
+)
 
 
 def _port_open(port: int) -> bool:
@@ -27,22 +35,9 @@ def _port_open(port: int) -> bool:
 def test_serve_runs_everything_and_stops_cleanly(tmp_path: Path) -> None:
     assert find_redis_server() is not None
     port, redis_port = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MCNET_", "REDIS_URL"))}
-    env.pop("STORAGE_URL", None)
-    env.update(
-        {
-            "MCNET_MODEL_CONFIG": "tiny",
-            "MCNET_DEVICE": "cpu",
-            "OMP_NUM_THREADS": "1",
-            "PYTHONPATH": str(ROOT),
-            "MCNET_EMBEDDED_REDIS_PORT": str(redis_port),
-        }
-    )
     data = tmp_path / "data"
-    command = [
-        sys.executable, "-m", "core.cli", "serve", "--demo-weights", "--port", str(port),
-        "--data", str(data), "--worker-metrics-port", "0", "--workers", "2",
-    ]  # fmt: skip
+    command, env = serve_env(port, data, MCNET_EMBEDDED_REDIS_PORT=str(redis_port))
+    command += ["--workers", "2"]
     log = open(tmp_path / "serve.log", "wb")  # noqa: SIM115
     process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     try:
@@ -79,8 +74,7 @@ def test_serve_runs_everything_and_stops_cleanly(tmp_path: Path) -> None:
 
 
 def test_serve_refuses_to_start_without_a_model(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MCNET_")}
-    env["PYTHONPATH"] = str(ROOT)
+    env = clean_env()
     for demo in ("", "false"):  # MCNET_DEMO_WEIGHTS=false asks for no model at all
         answer = subprocess.run(
             [sys.executable, "-m", "core.cli", "serve", "--data", str(tmp_path)],
@@ -108,8 +102,7 @@ def test_worker_command_passes_model_options_through() -> None:
 
 
 def test_a_taken_port_ends_serve_with_one_line_naming_the_setting(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MCNET_", "REDIS_URL"))}
-    env["PYTHONPATH"] = str(ROOT)
+    env = clean_env("REDIS_URL")
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()

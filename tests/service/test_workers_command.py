@@ -14,7 +14,7 @@ from tests.service.test_faults_serve import _worker_pids
 
 
 def test_workers_runs_the_layout_and_restarts_each(stack: Stack, tmp_path: Path) -> None:
-    env = worker_env(stack.redis_server.url(), stack.storage_url, stack.queue)
+    env = worker_env(stack.redis_server.url, stack.storage_url, stack.queue)
     command = [
         sys.executable, "-m", "core.cli", "workers", "--workers", "2", "--threads", "1",
         "--demo-weights", "--metrics-port", "0", "--name", stack.queue,
