@@ -282,7 +282,7 @@ def probe_image(path: str | os.PathLike[str], limits: MediaLimits | None = None)
             with FULL_DECODE:  # a WebP: OpenCV holds one copy of its pixels, Pillow several
                 import cv2  # loaded by the first WebP, not by every process that probes
 
-                if cv2.imread(os.fspath(path), cv2.IMREAD_REDUCED_GRAYSCALE_8) is None:
+                if cv2.imread(os.fspath(path), cv2.IMREAD_REDUCED_COLOR_8) is None:
                     img.load()
                     img.close()
         return info
