@@ -7,7 +7,7 @@ import time
 import uuid
 from pathlib import Path
 
-from tests.service.helpers import RedisServer
+from service.local import EmbeddedRedis
 from tests.service.large_photos import (
     ApiProcess,
     burst,
@@ -22,13 +22,13 @@ SETTLED_MIB = 200  # and a few seconds after them
 
 
 def test_concurrent_large_photos_keep_the_api_under_its_memory_bound(
-    redis_server: RedisServer, tmp_path: Path
+    redis_server: EmbeddedRedis, tmp_path: Path
 ) -> None:
     photos = large_photos(tmp_path)
     video = talking_video(tmp_path)
     api = ApiProcess(
         {
-            "REDIS_URL": redis_server.url(),
+            "REDIS_URL": redis_server.url,
             "STORAGE_URL": (tmp_path / "store").as_uri(),
             "MCNET_QUEUE_NAME": f"memory-{uuid.uuid4().hex[:8]}",
         },
