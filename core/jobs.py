@@ -355,6 +355,24 @@ class JobQueue:
             return False
         return True
 
+    def record_worker_start(self, result: str) -> None:
+        """Count a worker's start by its result (`loaded`: its model loaded; `failed`: it
+        could not start). The API exports the counts (mcnet_worker_starts_total), so a worker
+        that never lives long enough to be scraped still shows."""
+        self.connection.hincrby(self._starts_key, result, 1)
+
+    def worker_starts(self) -> dict[str, int]:
+        """Workers' starts by result, since Redis began counting."""
+        raw = self.connection.hgetall(self._starts_key)
+        counts = {"loaded": 0, "failed": 0}
+        for key, value in raw.items():
+            counts[key.decode() if isinstance(key, bytes) else str(key)] = int(value)
+        return counts
+
+    @property
+    def _starts_key(self) -> str:
+        return f"mcnet:{self.queue.name}:worker-starts"
+
     def forget_worker(self, name: str) -> None:
         """Drop the registration of a worker known to have exited (a crash leaves it
         behind), so that readiness stops counting it at once."""

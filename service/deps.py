@@ -16,6 +16,7 @@ from core.errors import JobNotFoundError, UnauthorizedError
 from core.idempotency import IdempotencyStore
 from core.jobs import JobQueue
 from core.keys import ANONYMOUS, ApiKey, match_key
+from core.logs import set_log_field
 from core.media_probe import MediaLimits
 from core.ownership import JobOwners
 from core.ratelimit import KeyLimits
@@ -71,6 +72,7 @@ def require_key(
     name = match_key(given, services.api_keys)
     if name is None:
         raise UnauthorizedError("Missing or unknown API key: send `Authorization: Bearer <key>`.")
+    set_log_field("key", name)
     return name
 
 

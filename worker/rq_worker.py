@@ -64,13 +64,14 @@ from core.cli import add_model_options
 from core.errors import JobCanceledError, MCNetError
 from core.jobs import MODEL_FIELD, SERIALIZER, JobQueue
 from core.lease import Lease, LeaseLostError
-from core.logs import configure_logging
+from core.logs import configure_logging, log_fields
 from core.protocol import DEMO_MODEL, JobOutcome, Outcome, Progress, Stage, time_limit_message
 from core.settings import WorkerSettings, settings_from_env
 from core.storage import Storage, StorageError, open_storage
 from worker.animator import describe_model, load_animator
+from worker.failures import failure_reason
 from worker.media.settings import MediaSettings
-from worker.metrics import WorkerMetrics
+from worker.metrics import WorkerMetrics, register_device_memory
 from worker.recovery import Recovery, fence_keep
 from worker.redis_retry import retrying
 from worker.rq_task import JOB_FOLDER_PREFIX, ShutdownRequeueError, WorkerContext, worker_context
@@ -165,6 +166,7 @@ class MCNetWorker(SimpleWorker):
         self._deadline: float | None = None
         self._run: _Run | None = None
         self._outcome = Outcome.FAILED.value
+        self._ended = False  # the run ended the job (finished, failed for good, canceled)
         self.recovery = Recovery(self.connection, self.queues, settings)
 
     # birth, death, Redis outages --------------------------------------------------------
@@ -261,7 +263,12 @@ class MCNetWorker(SimpleWorker):
 
     # running a job ----------------------------------------------------------------------
     def execute_job(self, job: Job, queue: Queue) -> None:
-        """Take the job's lease, run it with heartbeats, context and metrics around it."""
+        """Take the job's lease, run it with heartbeats, context and metrics around it; its
+        log lines carry the job's id and the id of the request that submitted it."""
+        with log_fields(job_id=job.id, request_id=(job.meta or {}).get("request_id")):
+            self._execute_job(job, queue)
+
+    def _execute_job(self, job: Job, queue: Queue) -> None:
         settings = self.parts.settings
         metrics = self.parts.metrics
         try:
@@ -308,6 +315,7 @@ class MCNetWorker(SimpleWorker):
         job.meta.pop("outcome", None)  # an earlier run's
         self._run = run
         self._outcome = Outcome.FAILED.value
+        self._ended = False
         metrics.busy.set(1)
         started = time.perf_counter()
         beats.start()
@@ -324,10 +332,27 @@ class MCNetWorker(SimpleWorker):
             hooks.completed()
         metrics.jobs.labels(self._outcome).inc()
         metrics.job_seconds.labels(self._outcome).observe(time.perf_counter() - started)
+        self._observe_times(job)
         try:
             self.set_state(WorkerStatus.IDLE)
         except RedisError as exc:
             logger.warning("worker state not saved: %s", exc)
+
+    def _observe_times(self, job: Job) -> None:
+        """The times a user feels: submit to this run's start, and submit to the job's end."""
+        submitted, metrics = job.created_at, self.parts.metrics
+        if submitted is None or job.started_at is None:
+            return
+        metrics.queue_wait.labels(self._outcome).observe(
+            max((job.started_at - submitted).total_seconds(), 0.0)
+        )
+        if self._ended and job.ended_at is not None:
+            metrics.end_to_end.labels(self._outcome).observe(
+                max((job.ended_at - submitted).total_seconds(), 0.0)
+            )
+
+    def _failed(self, reason: str) -> None:
+        self.parts.metrics.failures.labels(reason).inc()
 
     def _forget_dequeued(self, job: Job, queue: Queue) -> None:
         try:
@@ -378,12 +403,14 @@ class MCNetWorker(SimpleWorker):
             retrying(transaction, f"job {job.id}: {what}", self.patience)
         except (LeaseLostError, WatchError):
             self._outcome = "lost"
+            self._failed("lost_lease")
             logger.warning(
                 "job %s: another worker owns the job now; this run records nothing", job.id
             )
             return False
         except RedisError as exc:
             self._outcome = "unrecorded"
+            self._failed("redis")
             logger.error(
                 "job %s: %s not recorded (%s); the job will be recovered", job.id, what, exc
             )
@@ -410,6 +437,7 @@ class MCNetWorker(SimpleWorker):
         if not self._record(run, job, "finished", write):
             return False
         self._outcome = Outcome.FINISHED.value
+        self._ended = True
         seconds = (job.ended_at - started_at).total_seconds() if job.ended_at and started_at else 0
         logger.info("job %s: rendered and recorded finished (%.1f s)", job.id, seconds)
         try:
@@ -422,6 +450,8 @@ class MCNetWorker(SimpleWorker):
         self, run: _Run, job: Job, queue: Queue, execution: Execution, exc_info: Any
     ) -> None:
         exc_type, exc_value = exc_info[0], exc_info[1]
+        if isinstance(exc_value, LeaseLostError | RedisError):
+            self._failed(failure_reason(exc_value))
         if isinstance(exc_value, LeaseLostError):
             self._outcome = "lost"
             logger.warning("job %s: another worker owns the job now; this run stopped", job.id)
@@ -448,6 +478,8 @@ class MCNetWorker(SimpleWorker):
             job.meta.pop("outcome", None)
         else:
             job.meta["outcome"] = outcome.as_dict()
+        if outcome.outcome is Outcome.FAILED:
+            self._failed(failure_reason(exc_value))
         ended = job.ended_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ") if job.ended_at else ""
 
         def write(pipe: Pipeline) -> None:
@@ -472,6 +504,9 @@ class MCNetWorker(SimpleWorker):
 
         if self._record(run, job, outcome.outcome.value, write):
             self._outcome = outcome.outcome.value
+            self._ended = outcome.outcome is Outcome.CANCELED or (
+                outcome.outcome is Outcome.FAILED and not retry
+            )
 
     # shutdown ---------------------------------------------------------------------------
     def request_stop(self, signum: Any, frame: Any) -> None:
@@ -570,6 +605,19 @@ def settings_from_args(args: argparse.Namespace, settings: WorkerSettings) -> Wo
     return settings.model_copy(update={k: v for k, v in update.items() if v is not None})
 
 
+def _record_start(settings: WorkerSettings, result: str) -> None:
+    """Count this start in Redis (the API exports it: a worker that cannot load its model
+    restarts too fast to be scraped itself)."""
+    if not settings.redis_url:
+        return
+    try:
+        JobQueue(
+            Redis.from_url(settings.redis_url, socket_timeout=5), settings
+        ).record_worker_start(result)
+    except RedisError as exc:
+        logger.warning("worker start not counted in Redis: %s", exc)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `mcnet worker`."""
     args = _parser().parse_args(argv)
@@ -591,9 +639,12 @@ def main(argv: list[str] | None = None) -> int:
         prepare_work_dir(settings.work_dir)
     except (MCNetError, StorageError, ValueError) as exc:
         logger.error("%s", exc)
+        _record_start(settings, "failed")
         return 2
+    _record_start(settings, "loaded")
     name = settings.worker_name or f"{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:6]}"
-    metrics.info.labels(name, str(animator.device), settings.precision).set(1)
+    metrics.describe(name, str(animator.device), settings.precision)
+    register_device_memory(registry, str(animator.device))
     if settings.metrics_port:
         try:
             start_http_server(settings.metrics_port, addr=settings.metrics_host, registry=registry)

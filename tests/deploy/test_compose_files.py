@@ -166,7 +166,7 @@ def test_hadolint_passes_every_dockerfile() -> None:
 
 def test_promtool_accepts_the_prometheus_config() -> None:
     done = run(
-        ["promtool", "check", "config", ROOT / "docker" / "prometheus.yml"],
+        ["promtool", "check", "config", ROOT / "docker" / "prometheus" / "prometheus.yml"],
         timeout=60,
         check=False,
     )
