@@ -39,6 +39,7 @@ _JOB_BUCKETS = (1, 2, 5, 10, 30, 60, 120, 300, 600, 1200, 3600)
 _WAIT_BUCKETS = (0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200)
 # The reason classes of mcnet_worker_job_failures_total (worker.failures decides them).
 FAILURE_REASONS = ("input", "model", "storage", "redis", "timeout", "lost_lease", "internal")
+ENDED_OUTCOMES = ("finished", "failed", "canceled")  # outcomes of a job that ended
 
 
 class WorkerMetrics:
@@ -92,6 +93,10 @@ class WorkerMetrics:
             buckets=_WAIT_BUCKETS,
             registry=registry,
         )
+        for outcome in ENDED_OUTCOMES:  # a series that starts at 1 would hide its first rise
+            self.jobs.labels(outcome)
+            self.queue_wait.labels(outcome)
+            self.end_to_end.labels(outcome)
         self.render_fps = Gauge(
             "mcnet_worker_render_frames_per_second",
             "Frames per second of the last job's render (model and encoding), by device.",

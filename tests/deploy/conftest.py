@@ -4,7 +4,8 @@ Images: the API and a CPU worker built from the repository's Dockerfile on a loc
 base (tests/deploy/images.py); Redis and Prometheus likewise local. Files:
 docker-compose.yml + docker/compose.cpu.yml + docker/compose.test.yml. The worker loads a
 checkpoint generated here (tiny configuration, untrained), mounted read-only as a user would
-mount theirs. Redis has a password. Afterwards `down -v` must leave nothing of the project.
+mount theirs. Redis has a password; API keys are on. Afterwards `down -v` must leave nothing
+of the project.
 """
 
 from __future__ import annotations
@@ -39,10 +40,12 @@ class Stack:
     api_url: str
     prometheus_url: str
     folder: Path
+    api_key: str = ""  # the stack runs with API keys on
 
     def client(self) -> httpx.Client:
-        """An HTTP client of the API container (through its published port)."""
-        return httpx.Client(base_url=self.api_url, timeout=30)
+        """An HTTP client of the API container (through its published port), with the key."""
+        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        return httpx.Client(base_url=self.api_url, timeout=30, headers=headers)
 
     def logs(self, *services: str) -> str:
         """The last lines the services logged (for failure messages)."""
@@ -91,6 +94,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     images = local_images()
     folder = tmp_path_factory.mktemp("deploy")
     api_port, prometheus_port = free_port(), free_port()
+    api_key = secrets.token_hex(16)
     env = {
         **images.compose_env(),
         "MCNET_API_IMAGE": "mcnet-test/api:latest",
@@ -101,10 +105,15 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "MCNET_PROMETHEUS_PORT": str(prometheus_port),
         "MCNET_ENCODE_PRESET": "ultrafast",
         "REDIS_PASSWORD": secrets.token_hex(16),
+        "API_KEYS": f"deploy-test:{api_key}",
     }
     project = Compose(f"mcnet-test-{os.getpid()}", [COMPOSE_FILE, CPU, TEST], env)
     running = Stack(
-        project, f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{prometheus_port}", folder
+        project,
+        f"http://127.0.0.1:{api_port}",
+        f"http://127.0.0.1:{prometheus_port}",
+        folder,
+        api_key,
     )
     try:
         project("build", timeout=1800)

@@ -111,17 +111,24 @@ def test_metrics_of_api_and_worker_pass_promtool_and_prometheus_scrapes_both(
         done = run(["promtool", "check", "metrics"], timeout=30, check=False, input_text=text)
         assert done.returncode == 0 and not done.stdout.strip(), (name, done.stdout, done.stderr)
 
-    # docker/prometheus.yml finds both services by name and scrapes them
+    # keys on: the API's port wants a key for /metrics; Prometheus scrapes every API replica
+    # on its internal port and every worker (docker/prometheus/prometheus.yml), all up
+    assert httpx.get(f"{stack.api_url}/metrics", timeout=10).status_code == 401
+    containers = {
+        job: len(stack.compose("ps", "-q", service).stdout.split())
+        for job, service in (("mcnet-api", "api"), ("mcnet-worker", "worker"))
+    }
     deadline = time.monotonic() + 120
-    health: dict[str, str] = {}
+    health: dict[str, list[str]] = {}
     while time.monotonic() < deadline:
         answer = httpx.get(f"{stack.prometheus_url}/api/v1/targets", timeout=10)
-        targets = answer.json()["data"]["activeTargets"]
-        health = {t["labels"]["job"]: t["health"] for t in targets}
-        if health == {"mcnet-api": "up", "mcnet-worker": "up"}:
+        health = {job: [] for job in containers}
+        for target in answer.json()["data"]["activeTargets"]:
+            health.setdefault(target["labels"]["job"], []).append(target["health"])
+        if all(health[job] == ["up"] * count for job, count in containers.items()):
             return
         time.sleep(2)
-    raise AssertionError(f"Prometheus targets: {health}")
+    raise AssertionError(f"Prometheus targets: {health}; containers: {containers}")
 
 
 def _worker_pid(stack: Stack) -> int:

@@ -23,16 +23,18 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from rq.suspension import resume, suspend
 
 from service.local import free_port
 from tests.service.conftest import Stack
-from tests.service.helpers import ROOT, make_inputs, submit, wait_for, wait_status
+from tests.service.helpers import ROOT, make_inputs, submit, wait_for
 
 DASHBOARD = ROOT / "docker" / "grafana" / "dashboards" / "mcnet.json"
 ALERTS = ROOT / "docker" / "prometheus" / "alerts.yml"
 RATE_INTERVAL = "1m"  # Grafana's $__rate_interval, for a 1 s scrape interval
 KEYS = "ops:ops-key-0123456789,flood:flood-key-0123456789"
 REQUEST_ID = "req-monitoring-test-1"
+RATE_LIMIT = 300  # requests per key and minute: the test's polling stays under it
 SECRET = "whsec_" + "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
 # Panels that can only be empty here, and why.
 EMPTY_PANELS = {"Device memory (CUDA)": "CUDA only: the test's worker runs on the CPU"}
@@ -100,7 +102,7 @@ def _api_env(stack: Stack, port: int, metrics_port: int) -> dict[str, str]:
         MCNET_PORT=str(port),
         MCNET_INTERNAL_METRICS_PORT=str(metrics_port),
         MCNET_WORKER_TTL="20",
-        MCNET_RATE_LIMIT_PER_MINUTE="5",
+        MCNET_RATE_LIMIT_PER_MINUTE=str(RATE_LIMIT),
         MCNET_WEBHOOK_SECRET=SECRET,
         MCNET_WEBHOOK_ALLOWED_NETWORKS="127.0.0.0/8",
         MCNET_LOG_FORMAT="json",
@@ -182,15 +184,18 @@ def test_every_panel_and_alert_against_a_real_prometheus(
         wait_for(lambda: _answers(client), 30, "the API to start", 0.2)
 
         # keys on: /metrics needs one on the API's port; the internal port needs none
-        assert httpx.get(f"{client.base_url}metrics", timeout=5).status_code == 401
+        assert httpx.get(f"http://127.0.0.1:{api_port}/metrics", timeout=5).status_code == 401
         internal = httpx.get(f"http://127.0.0.1:{internal_port}/metrics", timeout=5)
         assert internal.status_code == 200 and "mcnet_redis_up 1.0" in internal.text
 
         photo, video = make_inputs(tmp_path, frames=4)
         _, long_video = make_inputs(tmp_path, frames=120, seed=1)
-        # failed: its inputs are gone before any worker takes it (reason class `input`)
+        # failed: its inputs are gone before any worker takes it (reason class `input`);
+        # workers wait (suspended) until Prometheus has scraped the worker once, so that
+        # every counter's rise after that shows in rate()
         doomed = submit(client, photo, video).json()["id"]
         shutil.rmtree(Path(stack.storage_url.removeprefix("file://")) / "inputs" / doomed)
+        suspend(stack.redis)
         worker = stack.start_worker(
             MCNET_LOG_FORMAT="json",
             MCNET_WEBHOOK_SECRET=SECRET,
@@ -199,7 +204,9 @@ def test_every_panel_and_alert_against_a_real_prometheus(
         prometheus, prometheus_url = _prometheus(
             tmp_path, f"127.0.0.1:{internal_port}", f"127.0.0.1:{worker.metrics_port}"
         )
-        assert wait_status(client, doomed, timeout=60)["status"] == "failed"
+        wait_for(lambda: _scraped(prometheus_url), 60, "Prometheus to scrape the worker", 0.5)
+        resume(stack.redis)
+        assert _wait_status(client, doomed) == "failed"
 
         # finished, with a request id of the caller's and a webhook
         files = {
@@ -209,27 +216,27 @@ def test_every_panel_and_alert_against_a_real_prometheus(
         answer = client.post(
             "/animate",
             files=files,
-            data={"crop": "none", "webhook": hook_url},
+            data={"crop": "none", "webhook": hook_url, "webhook_events": "started,completed"},
             headers={"X-Request-ID": REQUEST_ID},
         )
         assert answer.status_code == 202, answer.text
         assert answer.headers["x-request-id"] == REQUEST_ID
         done = answer.json()["id"]
-        assert wait_status(client, done, timeout=60)["status"] == "finished"
+        assert _wait_status(client, done) == "finished"
 
         # canceled while it runs
         long_job = submit(client, photo, long_video).json()["id"]
         wait_for(
             lambda: client.get(f"/jobs/{long_job}").json()["progress"]["frames_done"] > 0,
-            60, "the long job to start animating", 0.1,
+            60, "the long job to start animating", 0.25,
         )  # fmt: skip
         assert client.delete(f"/jobs/{long_job}").status_code == 202
-        assert wait_status(client, long_job, timeout=60)["status"] == "canceled"
+        assert _wait_status(client, long_job) == "canceled"
 
         # a 404, and 429s for one key over its requests per minute
         assert client.get("/jobs/00000000-0000-4000-8000-000000000000").status_code == 404
         flood = {"Authorization": "Bearer flood-key-0123456789"}
-        codes = {client.get("/jobs", headers=flood).status_code for _ in range(8)}
+        codes = {client.get("/jobs", headers=flood).status_code for _ in range(RATE_LIMIT + 1)}
         assert 429 in codes, codes
 
         # the request id: in the webhook's headers, the API's and the worker's JSON lines
@@ -278,6 +285,25 @@ def test_every_panel_and_alert_against_a_real_prometheus(
         api.stop()
         if prometheus is not None:
             prometheus.stop()
+
+
+def _wait_status(client: httpx.Client, job_id: str, timeout: float = 60) -> str:
+    """The job's status once it has ended (polled twice a second: under the rate limit)."""
+
+    def ended() -> str | None:
+        status: str = client.get(f"/jobs/{job_id}").json()["status"]
+        return status if status in ("finished", "failed", "canceled") else None
+
+    result: str = wait_for(ended, timeout, f"job {job_id} to end", 0.5)
+    return result
+
+
+def _scraped(url: str) -> bool:
+    """Whether Prometheus answers and has scraped the worker."""
+    try:
+        return bool(_query(url, 'up{job="mcnet-worker"} == 1'))
+    except httpx.TransportError:
+        return False
 
 
 def _answers(client: httpx.Client) -> bool:
