@@ -195,7 +195,7 @@ async def _submit(
                     await run_in_threadpool(ctx.storage.put_file, key, form.files[part], move=True)
                 stored.append(key)
             await run_in_threadpool(ctx.owners.record, job_id, owner)
-            meta: dict[str, object] = {"request_id": log_field("request_id")}
+            meta: dict[str, object] = {"request_id": log_field("request_id"), "key": owner}
             if webhook is not None:
                 meta["webhook"] = webhook.as_meta()
             await run_in_threadpool(ctx.jobs.submit, job_id, options, video, meta)

@@ -264,8 +264,9 @@ class MCNetWorker(SimpleWorker):
     # running a job ----------------------------------------------------------------------
     def execute_job(self, job: Job, queue: Queue) -> None:
         """Take the job's lease, run it with heartbeats, context and metrics around it; its
-        log lines carry the job's id and the id of the request that submitted it."""
-        with log_fields(job_id=job.id, request_id=(job.meta or {}).get("request_id")):
+        log lines carry the job's id, its key's name and the id of the request that made it."""
+        meta = job.meta or {}
+        with log_fields(job_id=job.id, key=meta.get("key"), request_id=meta.get("request_id")):
             self._execute_job(job, queue)
 
     def _execute_job(self, job: Job, queue: Queue) -> None:

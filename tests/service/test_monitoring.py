@@ -245,6 +245,7 @@ def test_every_panel_and_alert_against_a_real_prometheus(
         worker_lines = _json_lines(worker.log_text())
         mine = [line for line in worker_lines if line.get("request_id") == REQUEST_ID]
         assert mine and all(line["job_id"] == done for line in mine), worker_lines[-20:]
+        assert all(line["key"] == "ops" for line in mine), mine
         assert {"time", "level", "logger", "message"} <= set(mine[0])
         assert any(line.get("stage") for line in mine), mine
         api_lines = [
