@@ -12,6 +12,8 @@ from pathlib import Path
 
 import yaml
 
+from tests.deploy.engine import COMPOSE_FILE, Compose
+
 ROOT = Path(__file__).resolve().parents[2]
 PROMETHEUS = ROOT / "docker" / "prometheus"
 GRAFANA = ROOT / "docker" / "grafana"
@@ -90,3 +92,13 @@ def test_monitoring_profile_mounts_the_files_it_needs() -> None:
         assert (ROOT / mount).exists(), mount
     assert "./docker/prometheus/alerts.yml" in mounts
     assert "./docker/grafana/dashboards" in mounts and "./docker/grafana/provisioning" in mounts
+
+
+def test_the_monitoring_profile_adds_grafana_and_alertmanager_only_when_asked() -> None:
+    env = {"MCNET_CHECKPOINT": "/srv/models/mcnet.pth.tar"}
+    plain = Compose("mcnet", [COMPOSE_FILE], env).config()["services"]
+    assert not {"grafana", "alertmanager"} & set(plain)
+    monitored = Compose("mcnet", [COMPOSE_FILE], {**env, "COMPOSE_PROFILES": "monitoring"})
+    services = monitored.config()["services"]
+    assert {"prometheus", "grafana", "alertmanager"} <= set(services)
+    assert services["grafana"]["depends_on"].keys() == {"prometheus"}
