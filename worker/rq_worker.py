@@ -613,7 +613,7 @@ def _record_start(settings: WorkerSettings, result: str) -> None:
         return
     try:
         JobQueue(
-            Redis.from_url(settings.redis_url, socket_timeout=5), settings
+            Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5), settings
         ).record_worker_start(result)
     except RedisError as exc:
         logger.warning("worker start not counted in Redis: %s", exc)
