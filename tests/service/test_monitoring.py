@@ -1,9 +1,10 @@
 """The monitoring files against a real Prometheus: Debian's `prometheus` on loopback
 scrapes a live API (`mcnet api`, keys on, its internal metrics port) and a worker (tiny
-model, demo weights), after one job finished, one failed and one was canceled. Every
-dashboard panel's query and every alert expression is then evaluated through Prometheus'
-HTTP API. Also: JSON logs and the request id from the request to the worker's lines and
-the webhook's headers. Bounded: each wait has a deadline (about a minute in all)."""
+model, demo weights), after one job finished, one failed and one was canceled, and a worker
+failed to load its model. Every dashboard panel's query and every alert expression is then
+evaluated through Prometheus' HTTP API. Also: JSON logs and the request id from the request
+to the worker's lines and the webhook's headers. Bounded: each wait has a deadline (about a
+minute in all)."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from rq.suspension import resume, suspend
 
 from service.local import free_port
 from tests.service.conftest import Stack
-from tests.service.helpers import ROOT, make_inputs, submit, wait_for
+from tests.service.helpers import ROOT, make_inputs, submit, wait_for, worker_env
 
 DASHBOARD = ROOT / "docker" / "grafana" / "dashboards" / "mcnet.json"
 ALERTS = ROOT / "docker" / "prometheus" / "alerts.yml"
@@ -38,8 +39,9 @@ RATE_LIMIT = 300  # requests per key and minute: the test's polling stays under 
 SECRET = "whsec_" + "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
 # Panels that can only be empty here, and why.
 EMPTY_PANELS = {"Device memory (CUDA)": "CUDA only: the test's worker runs on the CPU"}
-# What each alert does after these jobs: 1 failed of 2 ended is a failure ratio of 0.5.
-FIRING = {"McnetJobFailureRatioHigh"}
+# The alerts these events fire: 1 failed of 2 ended jobs is a failure ratio of 0.5, and a
+# worker failed to start. Every other alert must stay quiet.
+FIRING = {"McnetJobFailureRatioHigh", "McnetWorkerCannotStart"}
 METRIC_NAME = re.compile(r"\b(mcnet_[a-z0-9_]+|process_[a-z0-9_]+|up(?=\{))")
 
 
@@ -232,6 +234,14 @@ def test_every_panel_and_alert_against_a_real_prometheus(
         )  # fmt: skip
         assert client.delete(f"/jobs/{long_job}").status_code == 202
         assert _wait_status(client, long_job) == "canceled"
+
+        # a worker that cannot load its model: counted in Redis, exported by the API
+        failed_start = subprocess.run(
+            [sys.executable, "-m", "core.cli", "worker", "--checkpoint", str(tmp_path / "no.pth")],
+            env=worker_env(stack.redis_server.url(), stack.storage_url, stack.queue),
+            cwd=ROOT, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert failed_start.returncode == 2, failed_start.stderr
 
         # a 404, and 429s for one key over its requests per minute
         assert client.get("/jobs/00000000-0000-4000-8000-000000000000").status_code == 404
