@@ -310,11 +310,14 @@ def _wait_status(client: httpx.Client, job_id: str, timeout: float = 60) -> str:
 
 
 def _scraped(url: str) -> bool:
-    """Whether Prometheus answers and has scraped the worker."""
+    """Whether Prometheus is ready (it answers 503 while it starts) and has scraped the worker."""
     try:
-        return bool(_query(url, 'up{job="mcnet-worker"} == 1'))
+        answer = httpx.get(
+            f"{url}/api/v1/query", params={"query": 'up{job="mcnet-worker"} == 1'}, timeout=10
+        )
     except httpx.TransportError:
         return False
+    return answer.status_code == 200 and bool(answer.json()["data"]["result"])
 
 
 def _answers(client: httpx.Client) -> bool:
