@@ -31,8 +31,10 @@ from worker.media.settings import MediaSettings
 from worker.metrics import WorkerMetrics, register_device_memory
 from worker.model_loading import describe_model, load_animator
 from worker.rq_task import JOB_FOLDER_PREFIX
-from worker.rq_worker import MCNetWorker, WorkerNameTakenError, WorkerParts, pid_alive
+from worker.rq_worker import MCNetWorker
 from worker.webhooks import webhook_sender
+from worker.worker_identity import WorkerNameTakenError, pid_alive
+from worker.worker_parts import WorkerParts
 
 logger = logging.getLogger(__name__)
 
