@@ -96,7 +96,7 @@ class _Process:
 def _api_env(stack: Stack, port: int, metrics_port: int) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MCNET_", "REDIS_URL"))}
     env.update(
-        REDIS_URL=stack.redis_server.url(),
+        REDIS_URL=stack.redis_server.url,
         STORAGE_URL=stack.storage_url,
         API_KEYS=KEYS,
         MCNET_QUEUE_NAME=stack.queue,
@@ -238,7 +238,7 @@ def test_every_panel_and_alert_against_a_real_prometheus(
         # a worker that cannot load its model: counted in Redis, exported by the API
         failed_start = subprocess.run(
             [sys.executable, "-m", "core.cli", "worker", "--checkpoint", str(tmp_path / "no.pth")],
-            env=worker_env(stack.redis_server.url(), stack.storage_url, stack.queue),
+            env=worker_env(stack.redis_server.url, stack.storage_url, stack.queue),
             cwd=ROOT, capture_output=True, text=True, timeout=120,
         )  # fmt: skip
         assert failed_start.returncode == 2, failed_start.stderr
