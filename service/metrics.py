@@ -92,8 +92,8 @@ class QueueCollector(Collector):
         depth: Callable[[], int],
         counts: Callable[[], dict[str, int]],
         workers: Callable[[], int],
-        starts: Callable[[], dict[str, int]],
-        storage_ok: Callable[[], bool],
+        starts: Callable[[], dict[str, int]] | None = None,
+        storage_ok: Callable[[], bool] | None = None,
     ) -> None:
         self._depth = depth
         self._counts = counts
@@ -102,15 +102,17 @@ class QueueCollector(Collector):
         self._storage_ok = storage_ok
 
     def collect(self) -> Iterator[Metric]:
-        """Yield the gauges; without Redis only `mcnet_redis_up 0` and the store's gauge."""
-        yield GaugeMetricFamily(
-            "mcnet_storage_up",
-            "1 when the file store can be written, else 0.",
-            value=1 if self._storage_ok() else 0,
-        )
+        """Yield the gauges; without Redis only `mcnet_redis_up 0` and the store's gauge.
+        (`starts` and `storage_ok` not given: their metrics are left out.)"""
+        if self._storage_ok is not None:
+            yield GaugeMetricFamily(
+                "mcnet_storage_up",
+                "1 when the file store can be written, else 0.",
+                value=1 if self._storage_ok() else 0,
+            )
         try:
             depth, counts, workers = self._depth(), self._counts(), self._workers()
-            starts = self._starts()
+            starts = self._starts() if self._starts is not None else None
         except RedisError as exc:
             logger.warning("queue metrics unavailable: %s", exc)
             yield GaugeMetricFamily("mcnet_redis_up", "1 when Redis answers, else 0.", value=0)
@@ -124,6 +126,8 @@ class QueueCollector(Collector):
         yield GaugeMetricFamily(
             "mcnet_workers_alive", "Workers with a recent heartbeat.", value=workers
         )
+        if starts is None:
+            return
         started = CounterMetricFamily(
             "mcnet_worker_starts",
             "Worker starts by result: loaded (model on its device), failed (the worker could "
