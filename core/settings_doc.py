@@ -24,6 +24,7 @@ from core.settings import (
     LogSettings,
     ModelSettings,
     QueueSettings,
+    ServeSettings,
     WorkerSettings,
 )
 
@@ -58,6 +59,7 @@ SECTIONS = (
     ),
     Section("Encoding of results", "`mcnet worker`, `mcnet animate`", EncodeSettings),
     Section("Logging", "every `mcnet` command", LogSettings),
+    Section("One machine", "`mcnet serve`", ServeSettings),
 )
 # The classes the environment is read into; every field of each is in a section above.
 SETTINGS_CLASSES: tuple[type[BaseSettings], ...] = (
@@ -66,6 +68,7 @@ SETTINGS_CLASSES: tuple[type[BaseSettings], ...] = (
     ModelSettings,
     WorkerSettings,
     LogSettings,
+    ServeSettings,
 )
 # Which compose service runs which settings class (docker-compose.yml's environments).
 SERVICE_SETTINGS: dict[str, tuple[type[BaseSettings], ...]] = {
