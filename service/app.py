@@ -39,6 +39,7 @@ from service.gate import KeyGate, gated_paths
 from service.metrics import ApiMetrics, QueueCollector
 from service.routes import health_router, jobs_router
 from service.routes_jobs import owned_router
+from service.storage_probe import StorageProbe
 from service.uploads import FormLimits
 from service.web import mount_web
 
@@ -198,6 +199,7 @@ def create_app(
             min_rate=settings.upload_min_rate,
         ),
         spool_dir=spool_folder(settings, storage),
+        storage_probe=StorageProbe(storage.check),
         upload_slots=asyncio.Semaphore(settings.max_concurrent_uploads),
         max_queued_jobs=settings.max_queued_jobs,
         max_frames_per_key=settings.max_frames_per_key,

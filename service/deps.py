@@ -22,6 +22,7 @@ from core.ratelimit import KeyLimits
 from core.storage import Storage
 from core.webhooks import Network
 from service.metrics import ApiMetrics
+from service.storage_probe import StorageProbe
 from service.uploads import FormLimits
 
 
@@ -46,6 +47,7 @@ class Services:
     probe_slots: asyncio.Semaphore  # uploads probed at once (the photo's pixels)
     webhook_networks: tuple[Network, ...] | None  # None: no webhook secret, no webhooks
     result_redirect_ttl: int | None = None  # seconds of a presigned result URL; None: stream
+    storage_probe: StorageProbe | None = None  # /readyz's bounded, cached storage check
 
 
 def get_services(request: Request) -> Services:

@@ -62,19 +62,23 @@ from rq.worker import WorkerStatus
 
 from core.cli import add_model_options
 from core.errors import JobCanceledError, MCNetError
-from core.jobs import MODEL_FIELD, SERIALIZER, JobQueue
+from core.jobs import SERIALIZER, JobQueue
 from core.lease import Lease, LeaseLostError
 from core.logs import configure_logging
 from core.protocol import DEMO_MODEL, JobOutcome, Outcome, Progress, Stage, time_limit_message
 from core.settings import WorkerSettings, settings_from_env
 from core.storage import Storage, StorageError, open_storage
 from worker.animator import describe_model, load_animator
+from worker.announcer import Announcer
 from worker.media.settings import MediaSettings
 from worker.metrics import WorkerMetrics
 from worker.recovery import Recovery, fence_keep
 from worker.redis_retry import retrying
 from worker.rq_task import JOB_FOLDER_PREFIX, ShutdownRequeueError, WorkerContext, worker_context
+from worker.startup import wait_for_services
 from worker.webhooks import WebhookSender, job_webhooks, webhook_sender
+from worker.work_folder import work_folder_problem
+from worker.work_timer import WorkTimeLimit
 
 if TYPE_CHECKING:
     from rq.executions import Execution
@@ -166,6 +170,15 @@ class MCNetWorker(SimpleWorker):
         self._run: _Run | None = None
         self._outcome = Outcome.FAILED.value
         self.recovery = Recovery(self.connection, self.queues, settings)
+        self._problem: str | None = None  # why this worker takes no jobs now
+        self.announcer = Announcer(
+            self.connection,
+            settings.queue_name,
+            self.name,
+            parts.model,
+            settings.heartbeat_interval,
+            lambda: self._problem,
+        )
 
     # birth, death, Redis outages --------------------------------------------------------
     def register_birth(self) -> None:
@@ -180,7 +193,6 @@ class MCNetWorker(SimpleWorker):
             logger.warning("worker name %s: its previous worker is gone; taking it over", self.name)
             self.connection.delete(self.key)
         super().register_birth()
-        self.connection.hset(self.key, MODEL_FIELD, self.parts.model)  # /readyz shows it
 
     def _predecessor_gone(self, raw: dict[Any, Any]) -> bool:
         old = {_text(k): _text(v) for k, v in raw.items()}
@@ -198,11 +210,46 @@ class MCNetWorker(SimpleWorker):
         """Register, then recover abandoned jobs from a thread for as long as it works."""
         super().bootstrap(*args, **kwargs)
         self.recovery.start()
+        self.announcer.start()
 
     def teardown(self) -> None:
-        """Stop the recovery thread, then as RQ does."""
+        """Stop the recovery and announcer threads, then as RQ does."""
+        self.announcer.stop()
         self.recovery.stop()
         super().teardown()
+
+    # a work folder that cannot hold jobs ------------------------------------------------
+    def dequeue_job_and_maintain_ttl(
+        self, timeout: int | None, max_idle_time: int | None = None
+    ) -> tuple[Job, Queue] | None:
+        """RQ's dequeue, once this worker's work folder can hold a job: until then it
+        takes no job (and says why), trying the folder again every few seconds."""
+        wait = 1.0
+        while self._check_work_folder() is not None:
+            if self._stop_requested:
+                return None
+            self.heartbeat()
+            time.sleep(wait)
+            wait = min(wait * 2, 10.0)
+        return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+
+    def _check_work_folder(self) -> str | None:
+        """Probe the work folder; on a change, say so (log, health file, announcement)."""
+        problem = work_folder_problem(self.parts.settings.work_dir)
+        if problem == self._problem:
+            return problem
+        self._problem = problem
+        if problem is not None:
+            logger.error(
+                "this worker takes no jobs: %s (%s); it tries again every few seconds",
+                problem,
+                self.parts.settings.work_dir or tempfile.gettempdir(),
+            )
+        else:
+            logger.info("the work folder can be written again: this worker takes jobs")
+        self._mark_alive()
+        self.announcer.announce_now()
+        return problem
 
     def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
         """RQ's heartbeat; without Redis the worker waits instead of quitting. Sent at once
@@ -252,18 +299,30 @@ class MCNetWorker(SimpleWorker):
                 self._mark_alive()
 
     def _mark_alive(self) -> None:
+        """Touch the health file; while the worker takes no jobs, write why in it and
+        date it from 1970, so that a healthcheck on its age fails at once."""
         path = self.parts.settings.health_file
-        if path is not None:
-            try:
+        if path is None:
+            return
+        try:
+            if self._problem is None:
+                if path.exists() and path.stat().st_size:
+                    path.write_text("")
                 path.touch()
-            except OSError as exc:
-                logger.warning("health file %s not touched: %s", path, exc)
+            else:
+                path.write_text(f"not taking jobs: {self._problem}\n")
+                os.utime(path, (0, 0))
+        except OSError as exc:
+            logger.warning("health file %s not updated: %s", path, exc)
 
     # running a job ----------------------------------------------------------------------
     def execute_job(self, job: Job, queue: Queue) -> None:
         """Take the job's lease, run it with heartbeats, context and metrics around it."""
         settings = self.parts.settings
         metrics = self.parts.metrics
+        if self._check_work_folder() is not None:  # it broke while the worker waited
+            self._give_back(job, queue)
+            return
         try:
             lease = retrying(
                 lambda: Lease.acquire(
@@ -329,6 +388,18 @@ class MCNetWorker(SimpleWorker):
         except RedisError as exc:
             logger.warning("worker state not saved: %s", exc)
 
+    def _give_back(self, job: Job, queue: Queue) -> None:
+        """Put a job this worker dequeued but did not start back at the queue's front."""
+        try:
+            with self.connection.pipeline() as pipe:
+                pipe.lrem(queue.intermediate_queue.key, 1, job.id)
+                queue.push_job_id(job.id, pipeline=pipe, at_front=True)
+                pipe.execute()
+        except RedisError as exc:  # still in the intermediate queue: RQ's maintenance requeues it
+            logger.warning("job %s: not given back to the queue: %s", job.id, exc)
+            return
+        logger.info("job %s: given back to the queue, not started", job.id)
+
     def _forget_dequeued(self, job: Job, queue: Queue) -> None:
         try:
             queue.intermediate_queue.remove(job.id)
@@ -353,7 +424,7 @@ class MCNetWorker(SimpleWorker):
             )
             job.started_at = now()
             timeout = job.timeout or self.queue_class.DEFAULT_TIMEOUT
-            with self.death_penalty_class(timeout, JobTimeoutException, job_id=job.id):
+            with WorkTimeLimit(timeout, JobTimeoutException):  # pauses do not count
                 value = job.perform()
         except BaseException:  # the run's outcome, whatever ended it
             job.ended_at = now()
@@ -433,6 +504,9 @@ class MCNetWorker(SimpleWorker):
             )
             return
         outcome = outcome_of(job, exc_type, exc_value) or JobOutcome(Outcome.FAILED, retry=True)
+        if outcome.outcome is Outcome.FAILED and self._check_work_folder() is not None:
+            logger.warning("job %s: back to the queue (%s)", job.id, exc_value)
+            outcome = JobOutcome(Outcome.REQUEUED)  # not the job's fault: no retry spent
         if outcome.outcome is Outcome.FAILED and outcome.error is None:
             logger.error("job %s failed", job.id, exc_info=exc_info)
         else:
@@ -587,11 +661,12 @@ def main(argv: list[str] | None = None) -> int:
         animator = load_animator(settings)
         metrics.model_load_seconds.set(time.perf_counter() - started)
         storage = open_storage(settings.storage_url, s3_endpoint_url=settings.s3_endpoint_url)
-        storage.check()
         prepare_work_dir(settings.work_dir)
-    except (MCNetError, StorageError, ValueError) as exc:
+        connection = Redis.from_url(settings.redis_url, health_check_interval=30)
+    except (MCNetError, ValueError) as exc:
         logger.error("%s", exc)
         return 2
+    wait_for_services(connection, storage, settings)  # the model stays loaded meanwhile
     name = settings.worker_name or f"{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:6]}"
     metrics.info.labels(name, str(animator.device), settings.precision).set(1)
     if settings.metrics_port:
@@ -607,7 +682,6 @@ def main(argv: list[str] | None = None) -> int:
             )
             return 2
         logger.info("metrics on http://%s:%d/metrics", settings.metrics_host, settings.metrics_port)
-    connection = Redis.from_url(settings.redis_url, health_check_interval=30)
     queue = Queue(settings.queue_name, connection=connection, serializer=SERIALIZER)
     webhooks = webhook_sender(settings, connection, metrics)
     parts = WorkerParts(

@@ -89,7 +89,22 @@ def test_second_gpu_worker_reserves_only_gpu_1() -> None:
 
     assert gpus("worker") == ["0"] and gpus("worker-gpu1") == ["1"]
     assert services["worker-gpu1"]["networks"]["default"]["aliases"] == ["worker"]
-    assert services["worker-gpu1"]["environment"] == services["worker"]["environment"]
+    second, first = services["worker-gpu1"], services["worker"]
+    for key in ("environment", "build", "image", "volumes", "restart", "stop_grace_period"):
+        assert second[key] == first[key], key
+    # nothing whose meaning changed across Compose v2 releases (`!override`: 2.24.4)
+    text = GPU1.read_text()
+    assert "extends:" not in text and "!override" not in text and "!reset" not in text
+
+
+def test_a_wrong_setting_does_not_restart_forever() -> None:
+    """A container that exits 2 (a wrong setting) is restarted a few times, then stays
+    stopped; the README says it stops."""
+    for layout in ("gpu", "second-gpu", "cpu"):
+        services = _render(LAYOUTS[layout], _example_env())["services"]
+        for name in ("api", "worker", "worker-gpu1"):
+            if name in services:
+                assert services[name]["restart"] == "on-failure:5", (layout, name)
 
 
 def test_cpu_layout_reserves_no_gpu() -> None:
