@@ -9,10 +9,11 @@ from pathlib import Path
 
 from tests.service.conftest import Stack
 from tests.service.helpers import make_inputs, submit
-from tests.service.test_faults_stalls import FRAMES, finish, runs, wait_animating
+from tests.service.test_faults_stalls import finish, redis_field, runs, wait_animating
 
-LIMIT_S = 12  # the job's time limit: several times its work on a tiny model
-PAUSE_S = LIMIT_S + 3  # past the limit and past the lease (4 s)
+FRAMES = 8  # little work: the time limit can be short, and the pause past it too
+LIMIT_S = 15  # the job's time limit: well over its work, even on a busy machine
+PAUSE_S = LIMIT_S + 3  # past the whole limit (and past the lease, 4 s)
 
 
 def test_pause_past_the_time_limit_is_not_work(stack: Stack, tmp_path: Path) -> None:
@@ -23,6 +24,7 @@ def test_pause_past_the_time_limit_is_not_work(stack: Stack, tmp_path: Path) -> 
         wait_animating(stack, job_id)
         worker.signal(signal.SIGSTOP)
         try:
+            assert redis_field(stack, job_id, "status") == "started"  # paused mid-job
             time.sleep(PAUSE_S)
         finally:
             worker.signal(signal.SIGCONT)
