@@ -7,7 +7,8 @@ FROM ${BASE}
 # DL3008: the stand-in follows Debian 12's current packages (security updates included);
 # a pinned version would fail once the archive moves on.
 # uid 999, as in the official image; the package's user creation keeps an existing user.
-# hadolint ignore=DL3008
+# SC2016: the entry point's "$1" and "$@" are written as they are, for the script to expand.
+# hadolint ignore=DL3008,SC2016
 RUN groupadd --system --gid 999 redis \
     && useradd --system --uid 999 --gid redis --home-dir /var/lib/redis redis \
     && apt-get update \
