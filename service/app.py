@@ -37,8 +37,7 @@ from service.deps import Services
 from service.events import JobWatcher
 from service.gate import KeyGate, gated_paths
 from service.metrics import ApiMetrics, QueueCollector
-from service.routes import health_router, jobs_router
-from service.routes_jobs import owned_router
+from service.routes import include_routes
 from service.storage_probe import StorageProbe
 from service.uploads import FormLimits
 from service.web import mount_web
@@ -210,11 +209,9 @@ def create_app(
             else None
         ),
         result_redirect_ttl=settings.result_url_ttl if settings.result_redirect else None,
+        watcher=JobWatcher(jobs, metrics, settings.events_interval),
     )
-    app.state.watcher = JobWatcher(jobs, metrics, settings.events_interval)
-    app.include_router(jobs_router)
-    app.include_router(owned_router)
-    app.include_router(health_router)
+    include_routes(app)
     mount_web(app)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(

@@ -21,6 +21,7 @@ from core.ownership import JobOwners
 from core.ratelimit import KeyLimits
 from core.storage import Storage
 from core.webhooks import Network
+from service.events import JobWatcher
 from service.metrics import ApiMetrics
 from service.storage_probe import StorageProbe
 from service.uploads import FormLimits
@@ -46,6 +47,7 @@ class Services:
     max_frames_per_key: int  # per hour; 0: no cap
     probe_slots: asyncio.Semaphore  # uploads probed at once (the photo's pixels)
     webhook_networks: tuple[Network, ...] | None  # None: no webhook secret, no webhooks
+    watcher: JobWatcher  # the one poller of the jobs whose progress events are streamed
     result_redirect_ttl: int | None = None  # seconds of a presigned result URL; None: stream
     storage_probe: StorageProbe | None = None  # /readyz's bounded, cached storage check
 

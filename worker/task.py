@@ -162,7 +162,7 @@ def run_animation(
     Raises core.errors: NoFaceError("source"|"driving"), InvalidInputError and its
     subclasses UnsupportedMediaError / InputTooLargeError, InvalidOptionsError (a best_frame
     past the end), JobCanceledError (should_cancel() returned true; checked every frame).
-    `model` (worker.animator.describe_model) is written into the MP4's `comment` tag.
+    `model` (worker.model_loading.describe_model) is written into the MP4's `comment` tag.
     """
     started = time.monotonic()
     settings = settings or MediaSettings()
