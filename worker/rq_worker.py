@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import sys
 import tempfile
 import threading
@@ -42,7 +41,6 @@ from typing import TYPE_CHECKING, Any
 from redis.client import Pipeline
 from redis.exceptions import RedisError, WatchError
 from rq import Queue, SimpleWorker, worker_registration
-from rq.exceptions import AbandonedJobError
 from rq.job import Job, JobStatus
 from rq.registry import (
     CanceledJobRegistry,
@@ -51,70 +49,36 @@ from rq.registry import (
     FinishedJobRegistry,
 )
 from rq.timeouts import JobTimeoutException
-from rq.utils import now, utcparse
 from rq.worker import WorkerStatus
 
-from core.errors import JobCanceledError, MCNetError
 from core.jobs import SERIALIZER, JobQueue
-from core.lease import Lease, LeaseLostError
-from core.protocol import DEMO_MODEL, JobOutcome, Outcome, Progress, Stage, time_limit_message
-from core.settings import WorkerSettings
-from core.storage import Storage, StorageError
+from core.lease import Lease, LeaseLostError, Refusal
+from core.protocol import Outcome, Progress, Stage
+from core.storage import StorageError
 from worker.announcer import Announcer
-from worker.media.settings import MediaSettings
-from worker.metrics import WorkerMetrics
+from worker.outcomes import Verdict, job_outcome, verdict_of
 from worker.recovery import Recovery, fence_keep
 from worker.redis_retry import retrying
-from worker.rq_task import ShutdownRequeueError, WorkerContext, worker_context
-from worker.webhooks import WebhookSender, job_webhooks
+from worker.rq_internals import (
+    enqueue_at_front,
+    handle_failure,
+    handle_success,
+    set_result,
+    stop_requested,
+    utc_now,
+)
+from worker.rq_task import WorkerContext, worker_context
+from worker.webhooks import job_webhooks
 from worker.work_folder import work_folder_problem
 from worker.work_timer import WorkTimeLimit
+from worker.worker_identity import WorkerNameTakenError, predecessor_gone
+from worker.worker_parts import WorkerParts
 
 if TYPE_CHECKING:
     from rq.executions import Execution
 
-    from model.animator import Animator
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class WorkerParts:
-    """What a worker is made of besides its queue: built by `main`, or by tests."""
-
-    animator: Animator
-    storage: Storage
-    metrics: WorkerMetrics
-    settings: WorkerSettings
-    media_settings: MediaSettings | None = None
-    model: str = DEMO_MODEL  # the model's label (worker.model_loading.describe_model)
-    webhooks: WebhookSender | None = None
-
-
-def outcome_of(
-    job: Job, exc_type: type[BaseException], exc_value: BaseException
-) -> JobOutcome | None:
-    """What a failed run of `job` means; None for a job whose worker died (RQ retries it).
-
-    A domain error (bad input) or a timeout fails the job at once with a readable reason;
-    a cancel ends it canceled; a shutdown puts it back in the queue; anything else fails
-    the run and RQ retries it while retries are left.
-    """
-    if issubclass(exc_type, AbandonedJobError):
-        return None
-    if issubclass(exc_type, ShutdownRequeueError | SystemExit | KeyboardInterrupt):
-        return JobOutcome(Outcome.REQUEUED)
-    if issubclass(exc_type, JobCanceledError):
-        return JobOutcome(Outcome.CANCELED)
-    if issubclass(exc_type, MCNetError):
-        return JobOutcome(Outcome.FAILED, str(exc_value))
-    if issubclass(exc_type, JobTimeoutException):
-        return JobOutcome(Outcome.FAILED, time_limit_message(job.timeout))
-    return JobOutcome(Outcome.FAILED, retry=True)
-
-
-class WorkerNameTakenError(Exception):
-    """A live worker already uses this name."""
 
 
 @dataclass(frozen=True)
@@ -123,20 +87,6 @@ class _Run:
 
     lease: Lease
     lost: threading.Event
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class MCNetWorker(SimpleWorker):
@@ -158,7 +108,7 @@ class MCNetWorker(SimpleWorker):
         self.patience = settings.redis_patience
         self._deadline: float | None = None
         self._run: _Run | None = None
-        self._outcome = Outcome.FAILED.value
+        self._outcome = Outcome.FAILED
         self.recovery = Recovery(self.connection, self.queues, settings)
         self._problem: str | None = None  # why this worker takes no jobs now
         self.announcer = Announcer(
@@ -176,25 +126,13 @@ class MCNetWorker(SimpleWorker):
         heartbeat for `worker_ttl`) is taken over, a live one refused."""
         old = self.connection.hgetall(self.key)
         if old and b"death" not in old and "death" not in old:
-            if not self._predecessor_gone(old):
+            if not predecessor_gone(old, self.worker_ttl):
                 raise WorkerNameTakenError(
                     f"A live worker is already named {self.name!r}; choose another --name."
                 )
             logger.warning("worker name %s: its previous worker is gone; taking it over", self.name)
             self.connection.delete(self.key)
         super().register_birth()
-
-    def _predecessor_gone(self, raw: dict[Any, Any]) -> bool:
-        old = {_text(k): _text(v) for k, v in raw.items()}
-        host, pid = old.get("hostname", ""), old.get("pid", "")
-        if host == socket.gethostname() and pid.isdigit():
-            return int(pid) == os.getpid() or not pid_alive(int(pid))
-        beat = old.get("last_heartbeat", "")
-        try:
-            age = (now() - utcparse(beat)).total_seconds()
-        except ValueError:
-            return True
-        return age > self.worker_ttl
 
     def bootstrap(self, *args: Any, **kwargs: Any) -> None:
         """Register, then recover abandoned jobs from a thread for as long as it works."""
@@ -262,7 +200,7 @@ class MCNetWorker(SimpleWorker):
                 super().check_for_suspension(burst)
                 return
             except RedisError as exc:
-                if self._stop_requested:
+                if stop_requested(self):
                     return
                 logger.warning("Redis unavailable, waiting %.0f s: %s", wait, exc)
                 time.sleep(wait)
@@ -324,7 +262,9 @@ class MCNetWorker(SimpleWorker):
         except RedisError:
             return  # still in the intermediate queue: RQ's maintenance requeues it
         if not isinstance(lease, Lease):
-            why = "it has already ended" if lease < 0 else "another worker is running it"
+            why = (
+                "it has already ended" if lease is Refusal.ENDED else "another worker is running it"
+            )
             logger.warning("job %s not run: %s", job.id, why)
             self._forget_dequeued(job, queue)
             return
@@ -356,7 +296,7 @@ class MCNetWorker(SimpleWorker):
         )
         job.meta.pop("outcome", None)  # an earlier run's
         self._run = run
-        self._outcome = Outcome.FAILED.value
+        self._outcome = Outcome.FAILED
         metrics.busy.set(1)
         started = time.perf_counter()
         beats.start()
@@ -412,16 +352,16 @@ class MCNetWorker(SimpleWorker):
                 f"job {job.id}: start",
                 self.patience,
             )
-            job.started_at = now()
+            job.started_at = utc_now()
             timeout = job.timeout or self.queue_class.DEFAULT_TIMEOUT
             with WorkTimeLimit(timeout, JobTimeoutException):  # pauses do not count
                 value = job.perform()
         except BaseException:  # the run's outcome, whatever ended it
-            job.ended_at = now()
+            job.ended_at = utc_now()
             self._record_failure(run, job, queue, execution, sys.exc_info())
             return False
-        job.ended_at = now()
-        job._result = value
+        job.ended_at = utc_now()
+        set_result(job, value)
         return self._record_success(run, job, queue, execution)
 
     def _record(self, run: _Run, job: Job, what: str, write: Callable[[Pipeline], None]) -> bool:
@@ -438,13 +378,13 @@ class MCNetWorker(SimpleWorker):
         try:
             retrying(transaction, f"job {job.id}: {what}", self.patience)
         except (LeaseLostError, WatchError):
-            self._outcome = "lost"
+            self._outcome = Outcome.LOST
             logger.warning(
                 "job %s: another worker owns the job now; this run records nothing", job.id
             )
             return False
         except RedisError as exc:
-            self._outcome = "unrecorded"
+            self._outcome = Outcome.UNRECORDED
             logger.error(
                 "job %s: %s not recorded (%s); the job will be recovered", job.id, what, exc
             )
@@ -457,9 +397,10 @@ class MCNetWorker(SimpleWorker):
 
         def write(pipe: Pipeline) -> None:
             self.increment_successful_job_count(pipeline=pipe)
-            job._handle_success(
+            handle_success(
+                job,
+                pipe,
                 result_ttl,
-                pipeline=pipe,
                 worker_name=self.name,
                 execution_id=execution.id,
                 execution_started_at=execution.created_at,
@@ -470,7 +411,7 @@ class MCNetWorker(SimpleWorker):
 
         if not self._record(run, job, "finished", write):
             return False
-        self._outcome = Outcome.FINISHED.value
+        self._outcome = Outcome.FINISHED
         seconds = (job.ended_at - started_at).total_seconds() if job.ended_at and started_at else 0
         logger.info("job %s: rendered and recorded finished (%.1f s)", job.id, seconds)
         try:
@@ -482,22 +423,24 @@ class MCNetWorker(SimpleWorker):
     def _record_failure(
         self, run: _Run, job: Job, queue: Queue, execution: Execution, exc_info: Any
     ) -> None:
-        exc_type, exc_value = exc_info[0], exc_info[1]
-        if isinstance(exc_value, LeaseLostError):
-            self._outcome = "lost"
+        exc_value = exc_info[1]
+        verdict = verdict_of(exc_value)
+        if verdict is Verdict.LOST:
+            self._outcome = Outcome.LOST
             logger.warning("job %s: another worker owns the job now; this run stopped", job.id)
             return
-        if isinstance(exc_value, RedisError):
-            self._outcome = "unrecorded"
+        if verdict is Verdict.UNRECORDED:
+            self._outcome = Outcome.UNRECORDED
             logger.error(
                 "job %s: Redis unavailable (%s); the job will be recovered", job.id, exc_value
             )
             return
-        outcome = outcome_of(job, exc_type, exc_value) or JobOutcome(Outcome.FAILED, retry=True)
+        outcome = job_outcome(verdict, exc_value, job.timeout)
         if outcome.outcome is Outcome.FAILED and self._check_work_folder() is not None:
             logger.warning("job %s: back to the queue (%s)", job.id, exc_value)
-            outcome = JobOutcome(Outcome.REQUEUED)  # not the job's fault: no retry spent
-        if outcome.outcome is Outcome.FAILED and outcome.error is None:
+            verdict = Verdict.REQUEUE  # not the job's fault: no retry spent
+            outcome = job_outcome(verdict, exc_value, job.timeout)
+        if verdict is Verdict.CRASH:
             logger.error("job %s failed", job.id, exc_info=exc_info)
         else:
             logger.info(
@@ -524,18 +467,18 @@ class MCNetWorker(SimpleWorker):
                 pipe.expire(job.key, self.parts.settings.failure_ttl)
             elif outcome.outcome is Outcome.REQUEUED:
                 job.started_at = None
-                queue._enqueue_job(job, pipeline=pipe, at_front=True)
+                enqueue_at_front(queue, job, pipe)
             elif retry:
                 job.started_at = None
                 job.retry(queue, pipe)
             else:
                 self.increment_failed_job_count(pipe)
                 job.set_status(JobStatus.FAILED, pipeline=pipe)
-                job._handle_failure(exc_string, pipe, worker_name=self.name)
+                handle_failure(job, pipe, exc_string, self.name)
                 pipe.hset(job.key, "ended_at", ended)
 
         if self._record(run, job, outcome.outcome.value, write):
-            self._outcome = outcome.outcome.value
+            self._outcome = outcome.outcome
 
     # shutdown ---------------------------------------------------------------------------
     def request_stop(self, signum: Any, frame: Any) -> None:
@@ -560,7 +503,7 @@ class MCNetWorker(SimpleWorker):
                 worker_registration.clean_worker_registry(queue)
                 queue.intermediate_queue.cleanup(self, queue)
                 queue.release_maintenance_lock()
-        self.last_cleaned_at = now()  # type: ignore[assignment]  # (RQ's stub: None)
+        self.last_cleaned_at = utc_now()  # type: ignore[assignment]  # (RQ's stub: None)
 
     def run_maintenance_tasks(self) -> None:
         """Registry cleanup, plus expiry of old files and canceled jobs."""
@@ -574,5 +517,5 @@ class MCNetWorker(SimpleWorker):
                 logger.info("storage: %d expired objects deleted", removed)
             JobQueue(self.connection, settings).prune_canceled()
         except (StorageError, RedisError, OSError) as exc:
-            self.last_cleaned_at = now()  # type: ignore[assignment]  # (RQ's stub: None)
+            self.last_cleaned_at = utc_now()  # type: ignore[assignment]  # (RQ's stub: None)
             logger.warning("maintenance failed: %s", exc)

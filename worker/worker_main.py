@@ -30,9 +30,11 @@ from worker.media.settings import MediaSettings
 from worker.metrics import WorkerMetrics
 from worker.model_loading import describe_model, load_animator
 from worker.rq_task import JOB_FOLDER_PREFIX
-from worker.rq_worker import MCNetWorker, WorkerNameTakenError, WorkerParts, pid_alive
+from worker.rq_worker import MCNetWorker
 from worker.startup import wait_for_services
 from worker.webhooks import webhook_sender
+from worker.worker_identity import WorkerNameTakenError, pid_alive
+from worker.worker_parts import WorkerParts
 
 logger = logging.getLogger(__name__)
 

@@ -18,23 +18,25 @@ from core.errors import (
     InvalidRequestError,
     JobStateError,
     RangeNotSatisfiableError,
-    RateLimitedError,
     ResultGoneError,
 )
 from core.idempotency import check_idempotency_key
-from core.jobs import JobInfo
+from core.job_view import JobView, Links
 from core.protocol import JobState
 from core.storage import Storage, result_key
-from service.deps import OwnerDep, Services, ServicesDep, check_owner, require_key
+from service.deps import (
+    OwnerDep,
+    Services,
+    ServicesDep,
+    check_owner,
+    limit_requests,
+    require_key,
+)
 from service.ranges import parse_range
-from service.ratelimit import limit_requests
 from service.routes.responses import ERRORS, KEYED_RESPONSES, NOT_FOUND
 from service.schemas import (
     ErrorBody,
-    JobBody,
-    JobEvent,
     JobList,
-    Links,
     SubmitResponse,
     animate_request_schema,
 )
@@ -56,24 +58,11 @@ def _links(request: Request, job_id: str) -> Links:
     )
 
 
-def job_body(request: Request, info: JobInfo) -> JobBody:
+def job_view(request: Request, info: JobView) -> JobView:
+    """The job as the API answers it: with its links, and its result's URL once finished."""
     links = _links(request, info.id)
-    return JobBody(
-        id=info.id,
-        status=info.status.value,
-        progress=info.progress,
-        created_at=info.created_at,
-        started_at=info.started_at,
-        ended_at=info.ended_at,
-        error=info.error,
-        options=info.options,
-        warnings=info.warnings,
-        precision=info.precision,
-        result_url=links.result if info.status is JobState.FINISHED else None,
-        model=info.model,
-        queue_position=info.queue_position,
-        links=links,
-    )
+    result_url = links.result if info.status is JobState.FINISHED else None
+    return info.model_copy(update={"links": links, "result_url": result_url})
 
 
 @jobs_router.post(
@@ -116,15 +105,9 @@ async def animate(
     any option fields. Answers 202 with the job id; follow `links.self` or `links.events`."""
     key = check_idempotency_key(idempotency_key) if idempotency_key is not None else None
     retry = key is not None and await run_in_threadpool(services.idempotency.known, owner, key)
-    try:
-        if not retry:  # a retried submit gets its first job back, whatever the limit
-            await run_in_threadpool(services.limits.check_jobs, owner)
-    except RateLimitedError:
-        services.metrics.rate_limited.labels(owner, "concurrent_jobs").inc()
-        raise
+    if not retry:  # a retried submit gets its first job back, whatever the limit
+        await run_in_threadpool(services.limits.check_jobs, owner)
     job_id, replayed = await submit_job(request, services, owner, key)
-    if not replayed:
-        await run_in_threadpool(services.limits.track, owner, job_id)
     links = _links(request, job_id)
     response.headers["Location"] = links.self
     status = JobState.QUEUED
@@ -137,17 +120,17 @@ async def animate(
 @jobs_router.get(
     "/jobs/{job_id}",
     name="job_status",
-    response_model=JobBody,
+    response_model=JobView,
     responses=NOT_FOUND,
     summary="Status and progress of a job",
 )
 async def job_status(
     job_id: str, request: Request, services: ServicesDep, owner: OwnerDep
-) -> JobBody:
+) -> JobView:
     """State (queued, started, finished, failed, canceled), progress, times, options."""
     await run_in_threadpool(check_owner, services, owner, job_id)
     info = await run_in_threadpool(services.jobs.info, job_id)
-    return job_body(request, info)
+    return job_view(request, info)
 
 
 @jobs_router.head("/jobs/{job_id}/result", include_in_schema=False)
@@ -190,7 +173,7 @@ async def job_result(
     return await _send_file(request, key, size, job_id, services.storage)
 
 
-def _no_result_yet(info: JobInfo) -> str:
+def _no_result_yet(info: JobView) -> str:
     """Why a job that has not finished has no result."""
     if info.status is JobState.CANCELED:
         return "The job was canceled; there is no result."
@@ -203,7 +186,7 @@ def _no_result_yet(info: JobInfo) -> str:
 @jobs_router.delete(
     "/jobs/{job_id}",
     status_code=202,
-    response_model=JobBody,
+    response_model=JobView,
     responses={
         **NOT_FOUND,
         409: {"model": ErrorBody, "description": "The job has already finished or failed."},
@@ -212,11 +195,11 @@ def _no_result_yet(info: JobInfo) -> str:
 )
 async def cancel_job(
     job_id: str, request: Request, services: ServicesDep, owner: OwnerDep
-) -> JobBody:
+) -> JobView:
     """A queued job never runs; a running one stops between frame batches."""
     await run_in_threadpool(check_owner, services, owner, job_id)
     info = await run_in_threadpool(services.jobs.cancel, job_id)
-    return job_body(request, info)
+    return job_view(request, info)
 
 
 async def _send_file(
@@ -249,7 +232,7 @@ async def _send_file(
 
 def _owned_jobs(
     services: Services, owner: str, status: JobState | None, limit: int, cursor: str | None
-) -> tuple[list[JobInfo], str | None]:
+) -> tuple[list[JobView], str | None]:
     try:
         page = services.owners.page(owner, limit, cursor)
     except ValueError as exc:
@@ -283,13 +266,12 @@ async def list_jobs(
     infos, next_cursor = await run_in_threadpool(
         _owned_jobs, services, owner, status, limit, cursor
     )
-    return JobList(jobs=[job_body(request, info) for info in infos], next_cursor=next_cursor)
+    return JobList(jobs=[job_view(request, info) for info in infos], next_cursor=next_cursor)
 
 
-def _event(request: Request, info: JobInfo) -> str:
-    body = JobEvent(**job_body(request, info).model_dump())
-    ended = info.status in (JobState.FINISHED, JobState.FAILED, JobState.CANCELED)
-    return f"event: {'end' if ended else 'progress'}\ndata: {body.model_dump_json()}\n\n"
+def _event(request: Request, info: JobView) -> str:
+    body = job_view(request, info).model_dump_json()
+    return f"event: {'end' if info.ended else 'progress'}\ndata: {body}\n\n"
 
 
 @jobs_router.get(
@@ -298,7 +280,7 @@ def _event(request: Request, info: JobInfo) -> str:
     response_class=StreamingResponse,
     responses={
         200: {
-            "content": {"text/event-stream": {"schema": JobEvent.model_json_schema()}},
+            "content": {"text/event-stream": {"schema": JobView.model_json_schema()}},
             "description": "Server-Sent Events: `progress` each time the job changes (its "
             "data: the job JSON with `queue_position`), then one `end` with the final job "
             "JSON, after which the stream closes. Comment lines keep the connection alive.",
