@@ -122,7 +122,7 @@ def test_s3_unreachable_at_start_then_up(
     endpoint = f"http://127.0.0.1:{spare_port}"
     storage_url = "s3://late-bucket/mcnet"
     worker = _worker(
-        tmp_path, stack.redis_server.url(), storage_url, stack.queue,
+        tmp_path, stack.redis_server.url, storage_url, stack.queue,
         MCNET_S3_ENDPOINT_URL=endpoint, **S3_ENV,
     )  # fmt: skip
     stack.workers.append(worker)
@@ -135,7 +135,7 @@ def test_s3_unreachable_at_start_then_up(
         boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="late-bucket")
         stack.storage_url = storage_url
         stack.extra_settings = {"s3_endpoint_url": endpoint}
-        _works(stack, worker, tmp_path, stack.redis_server.url())
+        _works(stack, worker, tmp_path, stack.redis_server.url)
     finally:
         stack.close()
         server.stop()
