@@ -215,6 +215,11 @@ class ModelSettings(BaseSettings):
         default=None,
         description="MCNet checkpoint (.pth.tar of the official code, or safetensors).",
     )
+    checkpoint_host_path: str | None = Field(
+        default=None,
+        description="Where the checkpoint mounted at MCNET_CHECKPOINT is on the Docker host "
+        "(docker-compose.yml sets it from .env's MCNET_CHECKPOINT); named in messages only.",
+    )
     demo_weights: bool = Field(
         default=False,
         description="Use deterministic untrained weights (no checkpoint: demos, tests).",

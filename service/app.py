@@ -42,6 +42,7 @@ from service.events import JobWatcher
 from service.gate import KeyGate, gated_paths
 from service.metrics import ApiMetrics, QueueCollector
 from service.routes import include_routes
+from service.storage_probe import StorageProbe
 from service.uploads import FormLimits
 from service.web import mount_web
 
@@ -256,6 +257,7 @@ def create_app(
             min_rate=settings.upload_min_rate,
         ),
         spool_dir=spool_folder(settings, storage),
+        storage_probe=StorageProbe(storage.check),
         upload_slots=asyncio.Semaphore(settings.max_concurrent_uploads),
         probe_slots=asyncio.Semaphore(settings.max_concurrent_probes),
         webhook_networks=(

@@ -26,6 +26,7 @@ from core.webhooks import Network
 from service.events import JobWatcher
 from service.gate import request_key
 from service.metrics import ApiMetrics
+from service.storage_probe import StorageProbe
 from service.uploads import FormLimits
 
 
@@ -49,6 +50,7 @@ class Services:
     webhook_networks: tuple[Network, ...] | None  # None: no webhook secret, no webhooks
     watcher: JobWatcher  # the one poller of the jobs whose progress events are streamed
     result_redirect_ttl: int | None = None  # seconds of a presigned result URL; None: stream
+    storage_probe: StorageProbe | None = None  # /readyz's bounded, cached storage check
 
 
 def get_services(request: Request) -> Services:

@@ -25,12 +25,13 @@ from core.errors import MCNetError
 from core.jobs import SERIALIZER, JobQueue
 from core.logs import configure_logging
 from core.settings import WorkerSettings, settings_from_env
-from core.storage import StorageError, open_storage
+from core.storage import open_storage
 from worker.media.settings import MediaSettings
 from worker.metrics import WorkerMetrics, register_device_memory
 from worker.model_loading import describe_model, load_animator
 from worker.rq_task import JOB_FOLDER_PREFIX
 from worker.rq_worker import MCNetWorker
+from worker.startup import wait_for_services
 from worker.webhooks import webhook_sender
 from worker.worker_identity import WorkerNameTakenError, pid_alive
 from worker.worker_parts import WorkerParts
@@ -114,12 +115,13 @@ def main(argv: list[str] | None = None) -> int:
         animator = load_animator(settings)
         metrics.model_load_seconds.set(time.perf_counter() - started)
         storage = open_storage(settings.storage_url, s3_endpoint_url=settings.s3_endpoint_url)
-        storage.check()
         prepare_work_dir(settings.work_dir)
-    except (MCNetError, StorageError, ValueError) as exc:
+        connection = Redis.from_url(settings.redis_url, health_check_interval=30)
+    except (MCNetError, ValueError) as exc:
         logger.error("%s", exc)
         _record_start(settings, "failed")
         return 2
+    wait_for_services(connection, storage, settings)  # the model stays loaded meanwhile
     _record_start(settings, "loaded")
     name = settings.worker_name or f"{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:6]}"
     metrics.describe(name, str(animator.device), settings.precision)
@@ -137,7 +139,6 @@ def main(argv: list[str] | None = None) -> int:
             )
             return 2
         logger.info("metrics on http://%s:%d/metrics", settings.metrics_host, settings.metrics_port)
-    connection = Redis.from_url(settings.redis_url, health_check_interval=30)
     queue = Queue(settings.queue_name, connection=connection, serializer=SERIALIZER)
     webhooks = webhook_sender(settings, connection, metrics)
     parts = WorkerParts(
