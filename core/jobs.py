@@ -31,13 +31,13 @@ from rq.registry import (
 )
 from rq.serializers import JSONSerializer
 from rq.utils import now as utcnow
-from rq.utils import utcformat, utcparse
+from rq.utils import utcformat
 from rq.worker import BaseWorker
-from rq.worker_registration import get_keys
 
 from core.errors import JobNotFoundError, JobStateError
 from core.job_view import JobView
 from core.lease import has_owner, shut_down
+from core.liveness import WorkerState, live_workers, withdraw
 from core.media_probe import VideoInfo
 from core.options import JobOptions
 from core.protocol import (
@@ -59,7 +59,6 @@ logger = logging.getLogger(__name__)
 SERIALIZER = JSONSerializer
 CANCEL_PREFIX = "mcnet:cancel:"
 CANCELED_MESSAGE = "The job was canceled by its owner."
-MODEL_FIELD = "mcnet_model"  # field of a worker's RQ record: the model it runs
 
 _RQ_TO_STATE = {
     JobStatus.CREATED: JobState.QUEUED,
@@ -303,37 +302,41 @@ class JobQueue:
         }
 
     def live_workers(self) -> int:
-        """Workers of this queue whose last heartbeat is recent."""
-        return len(self.live_models())
+        """Workers of this queue that are alive and take jobs (core.liveness)."""
+        return sum(1 for state in self.worker_states() if state.problem is None)
 
     def live_models(self) -> list[str]:
-        """The model label of each worker of this queue whose last heartbeat is recent
-        ("unknown" for a worker that records none)."""
-        keys = sorted(get_keys(queue=self.queue))
-        if not keys:
-            return []
-        with self.connection.pipeline() as pipe:
-            for key in keys:
-                pipe.hmget(key, "last_heartbeat", MODEL_FIELD)
-            records = pipe.execute()
-        now = dt.datetime.now(dt.UTC)
-        models = []
-        for beat, model in records:
-            if not beat:
-                continue
-            try:
-                when = utcparse(beat.decode() if isinstance(beat, bytes) else str(beat))
-            except ValueError:
-                continue
-            if (now - when).total_seconds() <= self.settings.worker_ttl:
-                label = model.decode() if isinstance(model, bytes) else model
-                models.append(label or "unknown")
-        return models
+        """The model label of each live worker of this queue that takes jobs."""
+        return [state.model for state in self.worker_states() if state.problem is None]
+
+    def worker_states(self) -> list[WorkerState]:
+        """What each live worker of this queue announced: its model, and why it takes no
+        jobs when it cannot."""
+        return live_workers(self.connection, self.queue.name)
+
+    def record_worker_start(self, result: str) -> None:
+        """Count a worker's start by its result (`loaded`: its model loaded; `failed`: it
+        could not start). The API exports the counts (mcnet_worker_starts_total), so a worker
+        that never lives long enough to be scraped still shows."""
+        self.connection.hincrby(self._starts_key, result, 1)
+
+    def worker_starts(self) -> dict[str, int]:
+        """Workers' starts by result, since Redis began counting."""
+        raw = self.connection.hgetall(self._starts_key)
+        counts = {"loaded": 0, "failed": 0}
+        for key, value in raw.items():
+            counts[key.decode() if isinstance(key, bytes) else str(key)] = int(value)
+        return counts
+
+    @property
+    def _starts_key(self) -> str:
+        return f"mcnet:{self.queue.name}:worker-starts"
 
     def forget_worker(self, name: str) -> None:
         """Drop the registration of a worker known to have exited (a crash leaves it
         behind), so that readiness stops counting it at once."""
         self.connection.delete(BaseWorker.redis_worker_namespace_prefix + name)
+        withdraw(self.connection, self.queue.name, name)
 
     def ping(self) -> bool:
         """Whether Redis answers."""
