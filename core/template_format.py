@@ -35,7 +35,7 @@ import zipfile
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Literal
+from typing import BinaryIO, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -46,6 +46,9 @@ FORMAT = "mcnet-motion-template"
 VERSION = 1
 SUFFIX = ".mcnet"
 _ZIP_MAGIC = b"PK\x03\x04"
+# A template of the longest clip a job takes is a few MB (mostly its sound): a bound on
+# what a (damaged or hostile) file may unpack to.
+MAX_UNPACKED_BYTES = 512 * 2**20
 _REQUIRED = ("header", "keypoints", "reference_keypoints", "timestamps")
 
 
@@ -163,19 +166,27 @@ def read_template(path: str | os.PathLike[str]) -> MotionTemplate:
     a template, or of another format version."""
     name = Path(path).name
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            members = {key: npz[key] for key in npz.files}
+        with open(path, "rb") as file:
+            return _read(name, file)
     except FileNotFoundError:
         raise TemplateError(f"{name}: no such motion template file.") from None
-    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
+    except OSError as exc:
         raise _damaged(name, _one_line(exc)) from None
-    return _from_members(name, members)
 
 
 def template_from_bytes(data: bytes, name: str = "template") -> MotionTemplate:
     """`read_template` of a file's bytes."""
+    return _read(name, io.BytesIO(data))
+
+
+def _read(name: str, file: BinaryIO) -> MotionTemplate:
     try:
-        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+        with zipfile.ZipFile(file) as archive:
+            unpacked = sum(info.file_size for info in archive.infolist())
+            if unpacked > MAX_UNPACKED_BYTES:
+                raise ValueError(f"{unpacked} bytes unpacked, over {MAX_UNPACKED_BYTES}")
+        file.seek(0)
+        with np.load(file, allow_pickle=False) as npz:
             members = {key: npz[key] for key in npz.files}
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
         raise _damaged(name, _one_line(exc)) from None

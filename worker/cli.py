@@ -48,7 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Animate the face of a photo with a driving talking-head video (MCNet).",
     )
     parser.add_argument("source", type=Path, help="photo with a face (JPEG, PNG or WebP)")
-    parser.add_argument("driving", type=Path, help="driving video (MP4, MOV, WebM, MKV, AVI, GIF)")
+    parser.add_argument(
+        "driving",
+        type=Path,
+        help="driving video (MP4, MOV, WebM, MKV, AVI, GIF) or motion template (mcnet template "
+        "extract)",
+    )
     parser.add_argument("-o", "--output", type=Path, required=True, help="result MP4 to write")
     fields = JobOptions.model_fields
     job = parser.add_argument_group("animation options (as the HTTP API's form fields)")
@@ -77,6 +82,26 @@ def build_parser() -> argparse.ArgumentParser:
         "--audio", action=argparse.BooleanOptionalAction, help=fields["audio"].description
     )
     job.add_argument("--seed", type=int, help=fields["seed"].description)
+    add_model_group(parser)
+    defaults = EncodeSettings()
+    out = parser.add_argument_group("output")
+    out.add_argument(
+        "--crf",
+        type=int,
+        help=f"H.264 quality, 0-51, lower is better (default: {defaults.encode_crf})",
+    )
+    out.add_argument(
+        "--preset",
+        choices=get_args(X264Preset),
+        help=f"x264 speed/size trade-off (default: {defaults.encode_preset})",
+    )
+    out.add_argument("--no-progress", action="store_true", help="no progress bar")
+    out.add_argument("-v", "--verbose", action="store_true", help="log each step")
+    return parser
+
+
+def add_model_group(parser: argparse.ArgumentParser) -> None:
+    """The model's options of the offline commands (`mcnet animate`, `mcnet template`)."""
     model = parser.add_argument_group("model (default: the MCNET_* environment)")
     model.add_argument(
         "--checkpoint",
@@ -104,21 +129,6 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="torch.compile the generator (worth it on a GPU)",
     )
-    defaults = EncodeSettings()
-    out = parser.add_argument_group("output")
-    out.add_argument(
-        "--crf",
-        type=int,
-        help=f"H.264 quality, 0-51, lower is better (default: {defaults.encode_crf})",
-    )
-    out.add_argument(
-        "--preset",
-        choices=get_args(X264Preset),
-        help=f"x264 speed/size trade-off (default: {defaults.encode_preset})",
-    )
-    out.add_argument("--no-progress", action="store_true", help="no progress bar")
-    out.add_argument("-v", "--verbose", action="store_true", help="log each step")
-    return parser
 
 
 def _options(args: argparse.Namespace) -> JobOptions:
@@ -129,7 +139,7 @@ def _given(args: argparse.Namespace, names: Sequence[str]) -> dict[str, Any]:
     return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
 
 
-def _model_settings(args: argparse.Namespace) -> ModelSettings:
+def model_settings(args: argparse.Namespace) -> ModelSettings:
     """The environment's model settings with the options given here over them."""
     names = ("checkpoint", "demo_weights", "device", "precision", "batch_size", "compile")
     return ModelSettings.model_validate({**ModelSettings().model_dump(), **_given(args, names)})
@@ -140,7 +150,7 @@ def _encode_settings(args: argparse.Namespace) -> EncodeSettings:
     return EncodeSettings(**{f"encode_{name}": value for name, value in given.items()})
 
 
-class _Bar:
+class ProgressBar:
     """A tqdm progress bar on stderr that follows the task's stages."""
 
     def __init__(self, enabled: bool) -> None:
@@ -176,7 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging("INFO" if args.verbose else "WARNING")
     try:
         options = _options(args)
-        model = _model_settings(args)
+        model = model_settings(args)
         encode = _encode_settings(args)
     except ValidationError as exc:
         message = "; ".join(
@@ -199,7 +209,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from worker.media.settings import MediaSettings
     from worker.task import run_animation
 
-    bar = _Bar(not args.no_progress)
+    bar = ProgressBar(not args.no_progress)
     try:
         animator = load_animator(model)
         label = describe_model(model)

@@ -169,3 +169,15 @@ def test_another_model_or_keypoint_count_is_refused() -> None:
         check_compatible(template, None, 10)
     with pytest.raises(TemplateError, match="measured by the model mcnet.safetensors"):
         check_compatible(template, "demo", 15)
+
+
+def test_a_file_unpacking_past_the_bound_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import core.template_format
+
+    path = tmp_path / "m.mcnet"
+    write_template(path, _template())
+    monkeypatch.setattr(core.template_format, "MAX_UNPACKED_BYTES", 1000)
+    with pytest.raises(TemplateError, match="unpacked, over 1000"):
+        read_template(path)
