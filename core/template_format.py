@@ -30,7 +30,6 @@ import io
 import json
 import math
 import os
-import uuid
 import zipfile
 from dataclasses import dataclass
 from fractions import Fraction
@@ -41,6 +40,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from core.errors import InvalidInputError
+from core.files import replaced_atomically
 
 FORMAT = "mcnet-motion-template"
 VERSION = 1
@@ -140,16 +140,9 @@ def write_template(path: str | os.PathLike[str], template: MotionTemplate) -> in
         )
     if template.audio is not None:
         arrays["audio"] = np.frombuffer(template.audio, dtype=np.uint8)
-    target = Path(path)
-    temp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.part")
-    try:
-        with temp.open("wb") as file:
-            np.savez_compressed(file, allow_pickle=False, **arrays)
-        os.replace(temp, target)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-    return target.stat().st_size
+    with replaced_atomically(path) as temp, temp.open("wb") as file:
+        np.savez_compressed(file, allow_pickle=False, **arrays)
+    return Path(path).stat().st_size
 
 
 def is_template(path: str | os.PathLike[str]) -> bool:

@@ -79,7 +79,7 @@ def extract_template(
     """Write the motion template of the video at `video_path` to `output_path`.
 
     Raises what a job's driving video raises (NoFaceError("driving"), InvalidInputError and
-    its subclasses, JobCanceledError). `model` (worker.animator.describe_model) is recorded:
+    its subclasses, JobCanceledError). `model` (worker.model_loading.describe_model) is recorded:
     only that model can use the keypoints.
     """
     started = time.monotonic()

@@ -10,9 +10,7 @@ under a temporary name in the output's folder and renamed, so nobody sees half a
 from __future__ import annotations
 
 import logging
-import os
 import time
-import uuid
 from collections import deque
 from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
@@ -24,6 +22,7 @@ import numpy as np
 
 from core.errors import InvalidInputError, JobCanceledError
 from core.face_detector import FaceDetector
+from core.files import replaced_atomically
 from core.media_probe import VideoInfo, probe_video
 from core.options import JobOptions
 from core.protocol import DEMO_MODEL, Progress, Stage
@@ -92,10 +91,6 @@ class _Job:
                 self.report(stage, offset + done, max(total, offset + done))
 
         return tick
-
-
-def _temp_path(output_path: Path) -> Path:
-    return output_path.with_name(f".{output_path.name}.{uuid.uuid4().hex[:12]}.part")
 
 
 def _reference(
@@ -184,7 +179,7 @@ def run_animation(
     Raises core.errors: NoFaceError("source"|"driving"), InvalidInputError and its
     subclasses UnsupportedMediaError / InputTooLargeError, InvalidOptionsError (a best_frame
     past the end), JobCanceledError (should_cancel() returned true; checked every frame).
-    `model` (worker.animator.describe_model) is written into the MP4's `comment` tag.
+    `model` (worker.model_loading.describe_model) is written into the MP4's `comment` tag.
     """
     started = time.monotonic()
     settings = settings or MediaSettings()
@@ -235,35 +230,30 @@ def run_animation(
     composer = _Composer.plan(options, canvas, box if paste_back else None, source, scan, settings)
     width, height = composer.width, composer.height
 
-    temp = _temp_path(output_path)
-    try:
-        with (
-            _sound(options, driving_path, info, template, output_path.parent) as audio_from,
-            Mp4Writer(
-                temp,
-                width,
-                height,
-                scan.fps,
-                settings=settings.encode,
-                audio_from=audio_from,
-                audio_start=scan.start,
-                metadata=result_tags(model),
-            ) as writer,
-        ):
-            frames = (
-                None
-                if template is not None
-                else driving_frames(driving_path, scan, settings, lambda _: job.check_cancel())
-            )
-            _animate(
-                writer, animator, options, source, reference, frames, template, composer, job,
-                scan.frames,
-            )  # fmt: skip
-            job.report(Stage.ENCODING, writer.frames, scan.frames)
-        os.replace(temp, output_path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
+    with (
+        replaced_atomically(output_path) as temp,
+        _sound(options, driving_path, info, template, output_path.parent) as audio_from,
+        Mp4Writer(
+            temp,
+            width,
+            height,
+            scan.fps,
+            settings=settings.encode,
+            audio_from=audio_from,
+            audio_start=scan.start,
+            metadata=result_tags(model),
+        ) as writer,
+    ):
+        frames = (
+            None
+            if template is not None
+            else driving_frames(driving_path, scan, settings, lambda _: job.check_cancel())
+        )
+        _animate(
+            writer, animator, options, source, reference, frames, template, composer, job,
+            scan.frames,
+        )  # fmt: skip
+        job.report(Stage.ENCODING, writer.frames, scan.frames)
     job.report(Stage.DONE, writer.frames, writer.frames)
     seconds = time.monotonic() - started
     logger.info("wrote %s: %d frames in %.1f s", output_path, writer.frames, seconds)

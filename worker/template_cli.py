@@ -87,8 +87,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         logger.error("%s", problem)
         return 1
 
-    from worker.animator import describe_model, load_animator
     from worker.media.settings import MediaSettings
+    from worker.model_loading import describe_model, load_animator
     from worker.motion_template import extract_template
 
     bar = ProgressBar(not args.no_progress)
