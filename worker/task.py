@@ -371,12 +371,21 @@ def _animate(
 
     def inputs() -> Iterator[np.ndarray]:
         for full, crop in decoded or ():
+            # Before the model takes each frame: a cancel or a shutdown (Ctrl+C of `mcnet
+            # serve`) stops the job within the frame being animated, not the batch after it.
+            job.check_cancel()
             if composer.layout is not None:
                 pending.append((full, crop))
             yield crop
 
     job.report(Stage.ANIMATING, 0, total)
-    motion = animator.detect(inputs()) if template is None else template_motion(template, animator)
+
+    def stored() -> Iterator[Keypoints]:
+        for keypoints in template_motion(template, animator) if template is not None else ():
+            job.check_cancel()  # as inputs() does, before the model takes each batch
+            yield keypoints
+
+    motion = animator.detect(inputs()) if template is None else stored()
     frames = animator.animate_motion(
         source,
         motion,

@@ -15,11 +15,12 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from core.cli_options import add_model_options
 from core.errors import MCNetError, NoFaceError
 from core.logs import configure_logging
 from core.settings import QueueSettings
 from core.template_format import SUFFIX
-from worker.cli import CHECKPOINT_HELP, ProgressBar, add_model_group, model_settings
+from worker.cli import CHECKPOINT_HELP, ProgressBar, model_settings
 
 logger = logging.getLogger("mcnet.template")
 
@@ -49,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="auto: find the face and crop it as the model was trained (default); none: the "
         "video is already an aligned face crop",
     )
-    add_model_group(extract)
+    add_model_options(extract.add_argument_group("model (default: the MCNET_* environment)"))
     extract.add_argument("--no-progress", action="store_true", help="no progress bar")
     extract.add_argument("-v", "--verbose", action="store_true", help="log each step")
     return parser
