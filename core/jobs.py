@@ -37,6 +37,7 @@ from rq.worker import BaseWorker
 from rq.worker_registration import get_keys
 
 from core.errors import JobNotFoundError, JobStateError
+from core.estimate import SPEED_FIELDS, Workload, own_speed, speed_of
 from core.lease import has_owner
 from core.media_probe import VideoInfo
 from core.options import JobOptions
@@ -91,6 +92,7 @@ class JobInfo:
     precision: str | None
     model: str | None = None  # the model that runs the job, set by its worker when it starts
     queue_position: int | None = None  # 1-based place in the queue while queued
+    estimated_seconds: float | None = None  # until the job should end (core.estimate)
 
 
 def cancel_key(job_id: str) -> str:
@@ -214,14 +216,63 @@ class JobQueue:
             for job in found
         )
         positions = self.queue_positions() if waiting else {}  # the queue's order, read once
-        return {job.id: self._info(job, positions) for job in found}
+        active = any(
+            state_of(job.get_status(refresh=False), job.meta or {})
+            in (JobState.QUEUED, JobState.STARTED)
+            for job in found
+        )
+        workload = self.workload(queued=waiting) if active else None  # read once, too
+        return {job.id: self._info(job, positions, workload) for job in found}
 
     def queue_positions(self) -> dict[str, int]:
         """Place of each waiting job in the queue (1: the next to run), in one read."""
         return {job_id: place for place, job_id in enumerate(self.queue.get_job_ids(), 1)}
 
-    def _info(self, job: Job, positions: dict[str, int] | None = None) -> JobInfo:
-        """`positions`: the queue's places (queue_positions), when read already."""
+    def workload(self, *, queued: bool = True) -> Workload:
+        """The live workers' speeds, the running jobs' frames left and (with `queued`) the
+        frames of each waiting job in queue order: what each job's estimate needs."""
+        speeds = [speed_of(*fields) for fields in self._live_records(*SPEED_FIELDS)]
+        registry = StartedJobRegistry(self.queue.name, connection=self.connection)
+        running = self._metas(list(dict.fromkeys(registry.get_job_ids(cleanup=False))))
+        left = 0
+        for meta in running:
+            progress = progress_of(meta, JobState.STARTED)
+            left += max(0, progress.frames_total - progress.frames_done)
+        waiting = self._metas(self.queue.get_job_ids()) if queued else []
+        return Workload(
+            speeds=tuple(speed for speed in speeds if speed is not None),
+            running_frames_left=left,
+            queued_frames=tuple(int(meta.get("frames_total", 0) or 0) for meta in waiting),
+        )
+
+    def _metas(self, job_ids: list[str]) -> list[dict[str, Any]]:
+        """The meta of each job that still exists, in the order given, in one read."""
+        if not job_ids:
+            return []
+        jobs = Job.fetch_many(job_ids, connection=self.connection, serializer=SERIALIZER)
+        return [job.meta or {} for job in jobs if job is not None]
+
+    def _estimate(
+        self, state: JobState, progress: Progress, job: Job, position: int | None, load: Workload
+    ) -> float | None:
+        if state is JobState.QUEUED and position is not None:
+            return load.queued_seconds(position)
+        if state is JobState.STARTED:
+            running = (utcnow() - job.started_at).total_seconds() if job.started_at else 0.0
+            return load.started_seconds(
+                progress.frames_total - progress.frames_done,
+                own_speed(progress.frames_done, running),
+            )
+        return None
+
+    def _info(
+        self,
+        job: Job,
+        positions: dict[str, int] | None = None,
+        workload: Workload | None = None,
+    ) -> JobInfo:
+        """`positions`: the queue's places (queue_positions), `workload`: what the
+        estimates need (workload()), when read already."""
         meta = job.meta or {}
         state = state_of(job.get_status(refresh=False), meta)
         error = failure_reason(job, meta, self.settings) if state is JobState.FAILED else None
@@ -234,10 +285,20 @@ class JobQueue:
                 state, error = JobState.FAILED, abandoned_message(self.settings)
         if state is JobState.CANCELED:
             error = CANCELED_MESSAGE
+        progress = progress_of(meta, state)
+        position = (
+            (self.queue_positions() if positions is None else positions).get(job.id)
+            if state is JobState.QUEUED
+            else None
+        )
+        estimate = None
+        if state in (JobState.QUEUED, JobState.STARTED):
+            load = workload if workload is not None else self.workload()
+            estimate = self._estimate(state, progress, job, position, load)
         return JobInfo(
             id=job.id,
             status=state,
-            progress=progress_of(meta, state),
+            progress=progress,
             created_at=job.created_at,
             started_at=job.started_at,
             ended_at=job.ended_at if state not in (JobState.QUEUED, JobState.STARTED) else None,
@@ -246,11 +307,8 @@ class JobQueue:
             warnings=[str(w) for w in meta.get("warnings") or []],
             precision=meta.get("precision"),
             model=meta.get("model"),
-            queue_position=(
-                (self.queue_positions() if positions is None else positions).get(job.id)
-                if state is JobState.QUEUED
-                else None
-            ),
+            queue_position=position,
+            estimated_seconds=estimate,
         )
 
     def _abandoned(self, job: Job) -> bool:
@@ -322,16 +380,25 @@ class JobQueue:
     def live_models(self) -> list[str]:
         """The model label of each worker of this queue whose last heartbeat is recent
         ("unknown" for a worker that records none)."""
+        models = []
+        for (model,) in self._live_records(MODEL_FIELD):
+            label = model.decode() if isinstance(model, bytes) else model
+            models.append(label or "unknown")
+        return models
+
+    def _live_records(self, *fields: str) -> list[tuple[Any, ...]]:
+        """`fields` of the record of each worker of this queue whose last heartbeat is
+        recent, in one read."""
         keys = sorted(get_keys(queue=self.queue))
         if not keys:
             return []
         with self.connection.pipeline() as pipe:
             for key in keys:
-                pipe.hmget(key, "last_heartbeat", MODEL_FIELD)
+                pipe.hmget(key, "last_heartbeat", *fields)
             records = pipe.execute()
         now = dt.datetime.now(dt.UTC)
-        models = []
-        for beat, model in records:
+        live = []
+        for beat, *values in records:
             if not beat:
                 continue
             try:
@@ -339,9 +406,8 @@ class JobQueue:
             except ValueError:
                 continue
             if (now - when).total_seconds() <= self.settings.worker_ttl:
-                label = model.decode() if isinstance(model, bytes) else model
-                models.append(label or "unknown")
-        return models
+                live.append(tuple(values))
+        return live
 
     def spend_frames(self, key_id: str, frames: int, budget: int, window: int = 3600) -> bool:
         """Count `frames` against the budget of an API key (by its name) for the

@@ -208,6 +208,7 @@ def create_app(
             else None
         ),
         result_redirect_ttl=settings.result_url_ttl if settings.result_redirect else None,
+        long_job_warning=settings.long_job_warning,
     )
     app.state.watcher = JobWatcher(jobs, metrics, settings.events_interval)
     app.include_router(jobs_router)

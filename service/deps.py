@@ -46,6 +46,7 @@ class Services:
     probe_slots: asyncio.Semaphore  # uploads probed at once (the photo's pixels)
     webhook_networks: tuple[Network, ...] | None  # None: no webhook secret, no webhooks
     result_redirect_ttl: int | None = None  # seconds of a presigned result URL; None: stream
+    long_job_warning: float = 0  # seconds of estimated time over which a submit warns; 0: never
 
 
 def get_services(request: Request) -> Services:

@@ -20,6 +20,7 @@ from core.errors import (
     RateLimitedError,
     ResultGoneError,
 )
+from core.estimate import long_job_warning
 from core.idempotency import check_idempotency_key
 from core.jobs import JobInfo
 from core.protocol import DEMO_MODEL, JobState, Stage
@@ -97,6 +98,7 @@ def job_body(request: Request, info: JobInfo) -> JobBody:
         result_url=links.result if info.status is JobState.FINISHED else None,
         model=info.model,
         queue_position=info.queue_position,
+        estimated_seconds=info.estimated_seconds,
         links=links,
     )
 
@@ -152,11 +154,17 @@ async def animate(
         await run_in_threadpool(services.limits.track, owner, job_id)
     links = _links(request, job_id)
     response.headers["Location"] = links.self
-    status = JobState.QUEUED
+    info = await run_in_threadpool(services.jobs.info, job_id)
     if replayed:
         response.headers["Idempotent-Replayed"] = "true"
-        status = (await run_in_threadpool(services.jobs.info, job_id)).status
-    return SubmitResponse(id=job_id, status=status.value, links=links)
+    warning = long_job_warning(info.estimated_seconds, services.long_job_warning)
+    return SubmitResponse(
+        id=job_id,
+        status=info.status.value if replayed else JobState.QUEUED.value,
+        links=links,
+        estimated_seconds=info.estimated_seconds,
+        warnings=[warning] if warning else [],
+    )
 
 
 @jobs_router.get(

@@ -29,8 +29,21 @@ class SubmitResponse(BaseModel):
     """Answer to POST /animate: the job was queued."""
 
     id: str = Field(description="Job id (a random UUID).")
-    status: str = Field(description="Always `queued`.")
+    status: str = Field(
+        description="`queued` for a new job; for an idempotent replay (`Idempotent-Replayed: "
+        "true`), the first job's current status (queued, started, finished, failed, canceled)."
+    )
     links: Links
+    estimated_seconds: float | None = Field(
+        None,
+        description="Seconds until the job should end, from the live workers' measured speed "
+        "and the jobs ahead; null until a worker has measured its speed.",
+    )
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="Worth knowing before waiting: a job estimated to take longer than the "
+        "service's threshold (MCNET_LONG_JOB_WARNING) says so here.",
+    )
 
 
 class StageBody(BaseModel):
@@ -70,6 +83,12 @@ class JobBody(BaseModel):
     )
     queue_position: int | None = Field(
         None, description="Place in the queue (1: next) while the job waits; null otherwise."
+    )
+    estimated_seconds: float | None = Field(
+        None,
+        description="Seconds until the job should end while it waits or runs: the frames "
+        "ahead of it and its own at the live workers' measured speed (a running job: at its "
+        "own pace so far). Null once it has ended, or while no worker has measured a speed.",
     )
     links: Links
 

@@ -62,6 +62,7 @@ from rq.worker import WorkerStatus
 
 from core.cli import add_model_options
 from core.errors import JobCanceledError, MCNetError
+from core.estimate import record_speed
 from core.jobs import MODEL_FIELD, SERIALIZER, JobQueue
 from core.lease import Lease, LeaseLostError
 from core.logs import configure_logging
@@ -322,8 +323,15 @@ class MCNetWorker(SimpleWorker):
             metrics.frames_done.set(0)
             metrics.frames_total.set(0)
             hooks.completed()
+        seconds = time.perf_counter() - started
         metrics.jobs.labels(self._outcome).inc()
-        metrics.job_seconds.labels(self._outcome).observe(time.perf_counter() - started)
+        metrics.job_seconds.labels(self._outcome).observe(seconds)
+        if self._outcome == Outcome.FINISHED.value:  # the API's time estimates read it
+            frames = int(job.meta.get("frames_total") or 0)
+            try:
+                record_speed(self.connection, self.key, frames, seconds)
+            except RedisError as exc:
+                logger.warning("job %s: speed not recorded: %s", job.id, exc)
         try:
             self.set_state(WorkerStatus.IDLE)
         except RedisError as exc:

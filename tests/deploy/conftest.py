@@ -24,6 +24,7 @@ import pytest
 from service.local import free_port
 from tests.deploy.engine import COMPOSE_FILE, CPU, TEST, Compose, docker
 from tests.deploy.images import engine_answers, local_images
+from tests.prerequisites import missing
 
 log = logging.getLogger(__name__)
 
@@ -84,9 +85,10 @@ def _checkpoint(folder: Path) -> Path:
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """Build the images, start the project, and take it down (asserting nothing is left)."""
     if not engine_answers():
-        raise RuntimeError(
-            "No Docker engine answers. The container tests need one: .ci/run starts it "
-            "(dockerd --iptables=false --bridge=none)."
+        missing(
+            "no Docker engine answers (`docker version`): the container tests need one, with "
+            "debootstrap for their base image: apt-get install docker.io debootstrap, then "
+            "dockerd --iptables=false --bridge=none (.ci/run does both)"
         )
     images = local_images()
     folder = tmp_path_factory.mktemp("deploy")
