@@ -257,6 +257,8 @@ class JobQueue:
     ) -> float | None:
         if state is JobState.QUEUED and position is not None:
             return load.queued_seconds(position)
+        if state is JobState.QUEUED:  # out of the queue, being handed to a worker
+            return load.started_seconds(progress.frames_total, None)
         if state is JobState.STARTED:
             running = (utcnow() - job.started_at).total_seconds() if job.started_at else 0.0
             return load.started_seconds(
