@@ -5,7 +5,9 @@ Every name starts with `mcnet_`; each worker builds its own `CollectorRegistry`:
     mcnet_worker_frames_animated_total               frames the model produced
     mcnet_worker_batch_seconds                       seconds per frame batch (histogram)
     mcnet_worker_job_seconds                         seconds per job, by outcome (histogram)
-    mcnet_worker_jobs_total{outcome}                 finished, failed, canceled, requeued
+    mcnet_worker_jobs_total{outcome}                 finished, failed, canceled, requeued,
+                                                     lost (another worker owns the job),
+                                                     unrecorded (Redis out of reach)
     mcnet_worker_job_frames_done                     current job: frames done
     mcnet_worker_job_frames                          current job: frames in all
     mcnet_worker_model_load_seconds                  seconds the model took to load
