@@ -75,6 +75,7 @@ from worker.metrics import WorkerMetrics
 from worker.recovery import Recovery, fence_keep
 from worker.redis_retry import retrying
 from worker.rq_task import JOB_FOLDER_PREFIX, ShutdownRequeueError, WorkerContext, worker_context
+from worker.warmup import measure_speed
 from worker.webhooks import WebhookSender, job_webhooks, webhook_sender
 
 if TYPE_CHECKING:
@@ -96,6 +97,7 @@ class WorkerParts:
     media_settings: MediaSettings | None = None
     model: str = DEMO_MODEL  # the model's label (worker.animator.describe_model)
     webhooks: WebhookSender | None = None
+    warmup: tuple[int, float] | None = None  # frames and seconds of worker.warmup, if run
 
 
 def outcome_of(
@@ -182,6 +184,8 @@ class MCNetWorker(SimpleWorker):
             self.connection.delete(self.key)
         super().register_birth()
         self.connection.hset(self.key, MODEL_FIELD, self.parts.model)  # /readyz shows it
+        if self.parts.warmup is not None:  # a first speed for the API's estimates
+            record_speed(self.connection, self.key, *self.parts.warmup)
 
     def _predecessor_gone(self, raw: dict[Any, Any]) -> bool:
         old = {_text(k): _text(v) for k, v in raw.items()}
@@ -594,6 +598,8 @@ def main(argv: list[str] | None = None) -> int:
         started = time.perf_counter()
         animator = load_animator(settings)
         metrics.model_load_seconds.set(time.perf_counter() - started)
+        warmup = measure_speed(animator)
+        logger.info("speed measured: %.2f frames/s", warmup[0] / warmup[1])
         storage = open_storage(settings.storage_url, s3_endpoint_url=settings.s3_endpoint_url)
         storage.check()
         prepare_work_dir(settings.work_dir)
@@ -626,6 +632,7 @@ def main(argv: list[str] | None = None) -> int:
         media_settings=media_settings(settings),
         model=describe_model(settings),
         webhooks=webhooks,
+        warmup=warmup,
     )
     worker = MCNetWorker([queue], parts, name=name, connection=connection)
     try:
