@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 
@@ -21,17 +20,13 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.quality import psnr  # noqa: E402
 from model.animator import Animator  # noqa: E402
 from model.precision import Precision, set_process_precision  # noqa: E402
 from tests.conformance_fixture import fixture_networks, load_fixture  # noqa: E402
 
 FP32_TOLERANCE = 1e-3
 MIN_PSNR_DB: dict[Precision, float] = {"fp16": 45.0, "bf16": 40.0}
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10 * math.log10(1.0 / mse)
 
 
 def main() -> int:

@@ -35,6 +35,7 @@ from torch import nn
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.quality import psnr  # noqa: E402
 from model.animator import Animator  # noqa: E402
 from model.checkpoint import demo_networks, load_networks  # noqa: E402
 from model.config import MCNetConfig  # noqa: E402
@@ -69,11 +70,6 @@ class IslandRow:
     psnr_db_default: float
     ms_per_frame_fp32: float
     ms_per_frame_16_bits: float
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10 * math.log10(1.0 / mse)
 
 
 def video_frames(count: int, folder: Path) -> tuple[np.ndarray, np.ndarray]:

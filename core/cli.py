@@ -18,7 +18,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "convert": ("model.cli", "convert an official .pth.tar checkpoint to safetensors"),
     "serve": ("service.local", "run API, one worker and (if REDIS_URL is unset) Redis locally"),
     "api": ("service.api_main", "run the HTTP API only"),
-    "worker": ("worker.rq_worker", "run one GPU worker (RQ) only"),
+    "worker": ("worker.worker_main", "run one GPU worker (RQ) only"),
     "submit": ("core.client_cli", "animate through a running service, with a progress bar"),
 }
 

@@ -19,15 +19,14 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from core.protocol import JobState, Progress, Stage
-
-ENDED = (JobState.FINISHED, JobState.FAILED, JobState.CANCELED)
+from core.files import replaced_atomically
+from core.job_view import JobView
+from core.protocol import JobState
 
 
 class ApiError(Exception):
@@ -38,44 +37,6 @@ class ApiError(Exception):
         self.status = status
         self.detail = detail
         self.retry_after = retry_after
-
-
-@dataclass(frozen=True)
-class Job:
-    """A job as the service describes it (GET /jobs/{id}, an event, a list entry)."""
-
-    id: str
-    status: JobState
-    progress: Progress
-    error: str | None = None
-    queue_position: int | None = None
-    result_url: str | None = None
-    options: dict[str, Any] = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)
-
-    @property
-    def ended(self) -> bool:
-        """Whether the job has finished, failed or been canceled."""
-        return self.status in ENDED
-
-    @classmethod
-    def from_json(cls, body: dict[str, Any]) -> Job:
-        """From the service's JSON."""
-        progress = body.get("progress") or {}
-        return cls(
-            id=str(body["id"]),
-            status=JobState(body["status"]),
-            progress=Progress(
-                stage=Stage(progress.get("stage", Stage.QUEUED)),
-                frames_done=int(progress.get("frames_done", 0)),
-                frames_total=int(progress.get("frames_total", 0)),
-            ),
-            error=body.get("error"),
-            queue_position=body.get("queue_position"),
-            result_url=body.get("result_url"),
-            options=dict(body.get("options") or {}),
-            warnings=list(body.get("warnings") or []),
-        )
 
 
 def _raise_for(answer: httpx.Response) -> None:
@@ -129,7 +90,7 @@ class Client:
         attempts: int = 4,
         webhook: str | None = None,
         webhook_events: list[str] | None = None,
-    ) -> Job:
+    ) -> JobView:
         """Upload the photo and the driving video with job options ({"motion": "absolute",
         "seed": 3, ...}); returns the queued job. Retried with the same Idempotency-Key
         when the connection breaks or the service answers 429/503."""
@@ -162,19 +123,19 @@ class Client:
             _raise_for(answer)
             return self.get(answer.json()["id"])
 
-    def get(self, job_id: str) -> Job:
+    def get(self, job_id: str) -> JobView:
         """The job now."""
         answer = self.http.get(f"/jobs/{job_id}")
         _raise_for(answer)
-        return Job.from_json(answer.json())
+        return JobView.model_validate(answer.json())
 
-    def cancel(self, job_id: str) -> Job:
+    def cancel(self, job_id: str) -> JobView:
         """Cancel: a queued job never runs; a running one stops between frame batches."""
         answer = self.http.delete(f"/jobs/{job_id}")
         _raise_for(answer)
-        return Job.from_json(answer.json())
+        return JobView.model_validate(answer.json())
 
-    def list(self, status: JobState | str | None = None, page_size: int = 50) -> Iterator[Job]:
+    def list(self, status: JobState | str | None = None, page_size: int = 50) -> Iterator[JobView]:
         """The caller's jobs, newest first (every page, fetched as needed)."""
         cursor: str | None = None
         while True:
@@ -187,7 +148,7 @@ class Client:
             _raise_for(answer)
             body = answer.json()
             for entry in body["jobs"]:
-                yield Job.from_json(entry)
+                yield JobView.model_validate(entry)
             cursor = body.get("next_cursor")
             if not cursor:
                 return
@@ -195,11 +156,11 @@ class Client:
     def wait(
         self,
         job_id: str,
-        on_progress: Callable[[Job], None] | None = None,
+        on_progress: Callable[[JobView], None] | None = None,
         *,
         timeout: float | None = None,
         poll_interval: float = 1.0,
-    ) -> Job:
+    ) -> JobView:
         """Follow the job until it ends (its progress events; polling when the stream is
         unavailable); `on_progress` gets each state seen. TimeoutError after `timeout` s."""
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -224,7 +185,7 @@ class Client:
                 raise TimeoutError(f"job {job_id} did not end within {timeout} s")
             time.sleep(poll_interval)
 
-    def _events(self, job_id: str, timeout: float | None) -> Iterator[Job]:
+    def _events(self, job_id: str, timeout: float | None) -> Iterator[JobView]:
         read = httpx.Timeout(self.http.timeout.connect, read=timeout or 60.0)
         with self.http.stream("GET", f"/jobs/{job_id}/events", timeout=read) as stream:
             if not stream.is_success:
@@ -235,15 +196,17 @@ class Client:
                 if line.startswith("data:"):
                     data.append(line[5:].strip())
                 elif line == "" and data:
-                    yield Job.from_json(json.loads("\n".join(data)))
+                    yield JobView.model_validate(json.loads("\n".join(data)))
                     data = []
 
     def download(self, job_id: str, path: str | Path) -> Path:
         """Save the result MP4 at `path` (written under a temporary name, then renamed);
         follows the service's redirect to a presigned URL."""
         target = Path(path)
-        partial = target.with_name(target.name + ".part")
-        with self.http.stream("GET", f"/jobs/{job_id}/result", follow_redirects=False) as answer:
+        with (
+            replaced_atomically(target) as partial,
+            self.http.stream("GET", f"/jobs/{job_id}/result", follow_redirects=False) as answer,
+        ):
             if answer.is_redirect:
                 location = answer.headers["location"]
                 with httpx.stream("GET", location, timeout=self.http.timeout) as moved:
@@ -254,7 +217,6 @@ class Client:
                     answer.read()
                 _raise_for(answer)
                 _save(answer, partial)
-        partial.replace(target)
         return target
 
 

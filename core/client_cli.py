@@ -14,7 +14,8 @@ from pathlib import Path
 
 import httpx
 
-from core.client import ApiError, Client, Job
+from core.client import ApiError, Client
+from core.job_view import JobView
 from core.protocol import JobState, Stage
 
 logger = logging.getLogger(__name__)
@@ -43,7 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def progress_line(job: Job) -> str:
+def progress_line(job: JobView) -> str:
     """One line of the progress bar for `job`."""
     progress = job.progress
     if job.status is JobState.QUEUED:
@@ -74,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     key = args.key or os.environ.get("MCNET_API_KEY") or None
     shown = [""]
 
-    def show(job: Job) -> None:
+    def show(job: JobView) -> None:
         if args.quiet:
             return
         line = progress_line(job)

@@ -8,6 +8,7 @@ they can do.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping
 from typing import ClassVar
 
@@ -100,16 +101,6 @@ class UploadTooSlowError(MCNetError):
     status = 408
 
 
-class TooManyJobsError(MCNetError):
-    """The queue is full, or the key has used its frame budget; try again later."""
-
-    status = 429
-
-    def __init__(self, message: str, retry_after: int) -> None:
-        super().__init__(message)
-        self.headers = {"Retry-After": str(retry_after)}
-
-
 class JobStateError(MCNetError):
     """The job is not in a state that allows this (not finished yet, or already ended)."""
 
@@ -151,12 +142,24 @@ class StorageUnavailableError(ServiceUnavailableError):
         )
 
 
+class LimitReason(enum.StrEnum):
+    """Which limit refused a request (the `reason` label of `mcnet_rate_limited_total`)."""
+
+    REQUESTS = "requests"  # the key's requests per minute
+    CONCURRENT_JOBS = "concurrent_jobs"  # the key's jobs queued or running at once
+    QUEUE_FULL = "queue_full"  # the service's queued jobs
+    FRAME_BUDGET = "frame_budget"  # the key's driving frames per hour
+
+
 class RateLimitedError(MCNetError):
-    """The key is over its requests per minute or its concurrent jobs."""
+    """A limit refuses the request (core.ratelimit): the key's requests per minute, its
+    jobs at once or its frames per hour, or the queue is full; try again later."""
 
     status = 429
 
-    def __init__(self, message: str, retry_after: int) -> None:
+    def __init__(self, message: str, retry_after: int, key: str, reason: LimitReason) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.key = key  # the key's name (never the key itself)
+        self.reason = reason
         self.headers = {"Retry-After": str(retry_after)}

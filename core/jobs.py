@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
-from dataclasses import dataclass
 from typing import Any
 
 from redis import Redis
@@ -38,6 +37,7 @@ from rq.worker_registration import get_keys
 
 from core.errors import JobNotFoundError, JobStateError
 from core.estimate import SPEED_FIELDS, Workload, own_speed, speed_of
+from core.job_view import JobView
 from core.lease import has_owner
 from core.media_probe import VideoInfo
 from core.options import JobOptions
@@ -74,25 +74,6 @@ _RQ_TO_STATE = {
     JobStatus.STOPPED: JobState.FAILED,
     JobStatus.CANCELED: JobState.CANCELED,
 }
-
-
-@dataclass(frozen=True)
-class JobInfo:
-    """What `GET /jobs/{id}` tells about a job."""
-
-    id: str
-    status: JobState
-    progress: Progress
-    created_at: dt.datetime | None
-    started_at: dt.datetime | None
-    ended_at: dt.datetime | None
-    error: str | None
-    options: dict[str, Any]
-    warnings: list[str]
-    precision: str | None
-    model: str | None = None  # the model that runs the job, set by its worker when it starts
-    queue_position: int | None = None  # 1-based place in the queue while queued
-    estimated_seconds: float | None = None  # until the job should end (core.estimate)
 
 
 def cancel_key(job_id: str) -> str:
@@ -188,14 +169,14 @@ class JobQueue:
         except (ValueError, NoSuchJobError):
             return None
 
-    def info(self, job_id: str) -> JobInfo:
+    def info(self, job_id: str) -> JobView:
         """Status of a job (read only); JobNotFoundError if there is none with this id."""
         job = self.fetch(job_id)
         if job is None:
             raise JobNotFoundError(job_id)
         return self._info(job)
 
-    def infos(self, job_ids: list[str]) -> dict[str, JobInfo]:
+    def infos(self, job_ids: list[str]) -> dict[str, JobView]:
         """Status of several jobs, read in one round trip (read only); ids of jobs that do
         not exist (or are malformed) are left out."""
         valid = []
@@ -272,7 +253,7 @@ class JobQueue:
         job: Job,
         positions: dict[str, int] | None = None,
         workload: Workload | None = None,
-    ) -> JobInfo:
+    ) -> JobView:
         """`positions`: the queue's places (queue_positions), `workload`: what the
         estimates need (workload()), when read already."""
         meta = job.meta or {}
@@ -297,7 +278,7 @@ class JobQueue:
         if state in (JobState.QUEUED, JobState.STARTED):
             load = workload if workload is not None else self.workload()
             estimate = self._estimate(state, progress, job, position, load)
-        return JobInfo(
+        return JobView(
             id=job.id,
             status=state,
             progress=progress,
@@ -319,7 +300,7 @@ class JobQueue:
         return not has_owner(self.connection, job.id)
 
     # cancel -----------------------------------------------------------------------------
-    def cancel(self, job_id: str) -> JobInfo:
+    def cancel(self, job_id: str) -> JobView:
         """Cancel a job: a queued one never runs, a running one stops between batches.
 
         Returns the job's status afterwards. Raises JobNotFoundError when there is no such
@@ -329,7 +310,7 @@ class JobQueue:
         if job is None:
             raise JobNotFoundError(job_id)
         current = self._info(job)
-        if current.status in (JobState.FINISHED, JobState.FAILED, JobState.CANCELED):
+        if current.status.ended:
             ended = "been canceled" if current.status is JobState.CANCELED else current.status.value
             raise JobStateError(f"The job has already {ended}; there is nothing to cancel.")
         ttl = self.settings.failure_ttl + self.settings.input_ttl
@@ -410,18 +391,6 @@ class JobQueue:
             if (now - when).total_seconds() <= self.settings.worker_ttl:
                 live.append(tuple(values))
         return live
-
-    def spend_frames(self, key_id: str, frames: int, budget: int, window: int = 3600) -> bool:
-        """Count `frames` against the budget of an API key (by its name) for the
-        current window; False (and nothing counted) when they do not fit."""
-        window_start = int(dt.datetime.now(dt.UTC).timestamp()) // window
-        key = f"mcnet:budget:{key_id}:{window_start}"
-        used = int(self.connection.incrby(key, frames))
-        self.connection.expire(key, window)
-        if used > budget:
-            self.connection.decrby(key, frames)
-            return False
-        return True
 
     def forget_worker(self, name: str) -> None:
         """Drop the registration of a worker known to have exited (a crash leaves it

@@ -21,6 +21,7 @@ ended is never claimed and never started again.
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,6 +89,21 @@ def _job_key(job_id: str) -> str:
     return str(Job.key_for(job_id))
 
 
+class Refusal(enum.Enum):
+    """Why `Lease.acquire` gave no lease (the values are its Redis script's answers)."""
+
+    HELD = 0  # another run holds the lease
+    ENDED = -1  # the job has already ended: it never runs again
+
+
+class Claim(enum.Enum):
+    """What `claim_abandoned` did (the values are its Redis script's answers)."""
+
+    CLAIMED = 1  # the job is the caller's to requeue or fail; its old run is fenced off
+    ALIVE = 0  # its run still holds the lease
+    NOT_RUNNING = -1  # the job is not running (an entry left behind by a run that ended)
+
+
 class LeaseLostError(Exception):
     """Another run owns the job now (this one lapsed and the job was recovered)."""
 
@@ -102,8 +118,8 @@ class Lease:
     ttl: float
 
     @classmethod
-    def acquire(cls, connection: Redis, job_id: str, ttl: float, keep: int) -> Lease | int:
-        """Take the job for a new run; the Lease, or 0 (another run holds it) or -1 (the
+    def acquire(cls, connection: Redis, job_id: str, ttl: float, keep: int) -> Lease | Refusal:
+        """Take the job for a new run; the Lease, or why not (another run holds it, or the
         job has already ended). `keep`: seconds the fence counter outlives its last use."""
         value = int(
             connection.eval(
@@ -117,7 +133,7 @@ class Lease:
                 RECOVERING,
             )
         )
-        return cls(connection, job_id, value, ttl) if value > 0 else value
+        return cls(connection, job_id, value, ttl) if value > 0 else Refusal(value)
 
     def renew(self) -> bool:
         """Extend the lease; False when the job belongs to another run now."""
@@ -152,10 +168,9 @@ class Lease:
         pipe.delete(lease_key(self.job_id))
 
 
-def claim_abandoned(connection: Redis, job_id: str, hold: float, keep: int) -> int:
+def claim_abandoned(connection: Redis, job_id: str, hold: float, keep: int) -> Claim:
     """Claim a running job whose lease has expired, to requeue or fail it.
 
-    1: claimed (its old run is fenced off); 0: its owner is alive; -1: it is not running.
     The claim marks the lease `recovering` for `hold` seconds; the next run takes it over.
     """
     answer: Any = connection.eval(
@@ -168,7 +183,7 @@ def claim_abandoned(connection: Redis, job_id: str, hold: float, keep: int) -> i
         int(keep),
         RECOVERING,
     )
-    return int(answer)
+    return Claim(int(answer))
 
 
 def has_owner(connection: Redis, job_id: str) -> bool:

@@ -35,6 +35,9 @@ IMAGE_FORMATS = frozenset({"JPEG", "MPO", "PNG", "WEBP"})
 VIDEO_FORMATS = frozenset({"mov", "mp4", "matroska", "webm", "avi", "gif"})
 VIDEO_KINDS = "MP4, MOV, WebM, MKV, AVI or animated GIF"
 IMAGE_KINDS = "JPEG, PNG or WebP"
+# The longer side pictures are worked at: a pasted-back result (MCNET_MAX_OUTPUT_SIDE's
+# default), driving frames as read for cropping, face detection's largest search.
+MAX_WORKING_SIDE = 1920
 
 
 class MediaLimits(BaseModel):
@@ -57,7 +60,7 @@ class MediaLimits(BaseModel):
     max_video_frames: int = Field(default=36_000, gt=0, description="Most driving frames.")
     max_video_seconds: float = Field(default=600.0, gt=0, description="Longest driving video.")
     max_output_side: int = Field(
-        default=1920,
+        default=MAX_WORKING_SIDE,
         ge=256,
         description="Longer side of a pasted-back result: a larger photo is scaled down to "
         "it, and the job's warnings say so.",
@@ -84,6 +87,32 @@ class VideoInfo:
     fps: float
     duration: float
     has_audio: bool
+
+
+def fit_within(width: int, height: int, max_side: int | None) -> tuple[int, int]:
+    """(width, height) scaled down (never up) so the longer side is at most `max_side`."""
+    if max_side is None or max(width, height) <= max_side:
+        return width, height
+    scale = max_side / max(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def check_frame_count(frames: int, limits: MediaLimits) -> None:
+    """Refuse a driving video of more frames than the limit."""
+    if frames > limits.max_video_frames:
+        raise InputTooLargeError(
+            f"The driving video has more than {limits.max_video_frames} frames; please send "
+            "a shorter video."
+        )
+
+
+def check_duration(seconds: float, limits: MediaLimits) -> None:
+    """Refuse a driving video that lasts longer than the limit (1% slack for rounding)."""
+    if seconds > limits.max_video_seconds * 1.01:
+        raise InputTooLargeError(
+            f"The driving video lasts {seconds:.0f} s; the limit is "
+            f"{limits.max_video_seconds:.0f} s. Please send a shorter video."
+        )
 
 
 def _check_not_empty(path: Path, what: str) -> None:
@@ -337,11 +366,7 @@ def _count_video_packets(container: Any, limits: MediaLimits) -> tuple[int, floa
             if packet.size == 0:
                 continue
             count += 1
-            if count > limits.max_video_frames:
-                raise InputTooLargeError(
-                    f"The driving video has more than {limits.max_video_frames} frames; please "
-                    "send a shorter video."
-                )
+            check_frame_count(count, limits)
             ts = packet.pts if packet.pts is not None else packet.dts
             if ts is not None:
                 first = ts if first is None else min(first, ts)
@@ -372,19 +397,12 @@ def probe_video(path: str | os.PathLike[str], limits: MediaLimits | None = None)
         stream = container.streams.video[0]
         ctx = stream.codec_context
         check_video_size(ctx.width, ctx.height, limits)
-        if container.duration and container.duration / 1e6 > limits.max_video_seconds * 1.01:
-            raise InputTooLargeError(
-                f"The driving video lasts {container.duration / 1e6:.0f} s; the limit is "
-                f"{limits.max_video_seconds:.0f} s."
-            )
+        if container.duration:
+            check_duration(container.duration / 1e6, limits)
         frames, span = _count_video_packets(container, limits)
         if frames == 0:
             raise InvalidInputError("The driving video contains no frames.")
-        if span > limits.max_video_seconds * 1.01:
-            raise InputTooLargeError(
-                f"The driving video lasts {span:.0f} s; the limit is "
-                f"{limits.max_video_seconds:.0f} s."
-            )
+        check_duration(span, limits)
         rotation = _first_frame_rotation(container)
         fps = average_rate(frames, span, declared_rate(stream))
         width, height = (

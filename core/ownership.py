@@ -77,6 +77,11 @@ class JobOwners:
         next_cursor = repr(float(rows[-1][1])) if len(rows) == limit else None
         return OwnedPage(ids, next_cursor)
 
+    def job_ids(self, owner: str) -> list[str]:
+        """All the owner's job ids Redis still keeps, oldest first."""
+        members: list[bytes] = self.connection.zrange(self._owned_key(owner), 0, -1)  # type: ignore[assignment]
+        return [member.decode() for member in members]
+
     def forget(self, owner: str, job_ids: list[str]) -> None:
         """Drop ids of jobs that no longer exist from the owner's set."""
         if job_ids:

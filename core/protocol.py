@@ -62,6 +62,11 @@ class JobState(enum.StrEnum):
     FAILED = "failed"
     CANCELED = "canceled"
 
+    @property
+    def ended(self) -> bool:
+        """Whether a job in this state has ended (finished, failed or canceled)."""
+        return self in (JobState.FINISHED, JobState.FAILED, JobState.CANCELED)
+
 
 @dataclass(frozen=True)
 class Progress:
@@ -95,6 +100,9 @@ class Outcome(enum.StrEnum):
     FAILED = "failed"
     CANCELED = "canceled"
     REQUEUED = "requeued"  # the worker shut down: the job goes back to the front of the queue
+    # Runs that record nothing (metrics only, never stored in a job):
+    LOST = "lost"  # another worker owns the job now
+    UNRECORDED = "unrecorded"  # Redis was unavailable; the job is recovered
 
 
 @dataclass(frozen=True)

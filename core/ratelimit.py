@@ -1,9 +1,12 @@
-"""Per-key limits: requests per minute and jobs running at once. Torch-free.
+"""Every limit that answers 429, per key and for the service: requests per minute, jobs
+queued or running at once, driving frames per hour, and the queue's length. Torch-free.
+
+Each refusal is one `RateLimitedError` carrying the key's name and its `LimitReason`.
 
 Requests are counted in a fixed one-minute window per key (`INCR` on
-`mcnet:rate:<queue>:<key name>:<minute>`, expiring with the window). Running jobs are
-the key's jobs queued or started: their ids sit in `mcnet:active:<queue>:<key name>` (a
-sorted set by submit time) and ended or expired ones are pruned whenever it is read.
+`mcnet:rate:<queue>:<key name>:<minute>`, expiring with the window). A key's running jobs
+are those of its jobs (core.ownership's one set of a key's jobs) still queued or started.
+Frames are counted per key in a fixed one-hour window (`mcnet:budget:<key name>:<hour>`).
 Concurrent submits of one key are checked one by one, not atomically, so a burst may
 pass the job limit by the number of submits in flight.
 """
@@ -14,33 +17,41 @@ import time
 
 from redis import Redis
 
-from core.errors import RateLimitedError
+from core.errors import LimitReason, RateLimitedError
 from core.jobs import JobQueue
+from core.ownership import JobOwners
 from core.protocol import JobState
 
 RATE_PREFIX = "mcnet:rate:"
-ACTIVE_PREFIX = "mcnet:active:"
+BUDGET_PREFIX = "mcnet:budget:"
 WINDOW_SECONDS = 60
+BUDGET_WINDOW_SECONDS = 3600
 CONCURRENCY_RETRY_AFTER = 10
+QUEUE_FULL_RETRY_AFTER = 60
+BUDGET_RETRY_AFTER = 600
 _RUNNING = (JobState.QUEUED, JobState.STARTED)
 
 
 class KeyLimits:
-    """The limits of every key on one Redis, for one queue; None: no such limit."""
+    """The limits of every key on one Redis, for one queue; None or 0: no such limit."""
 
     def __init__(
         self,
         connection: Redis,
         jobs: JobQueue,
+        owners: JobOwners,
         requests_per_minute: int | None,
         concurrent_jobs: int | None,
-        retention: int,
+        max_queued_jobs: int = 0,
+        frames_per_hour: int = 0,
     ) -> None:
         self.connection = connection
         self.jobs = jobs
+        self.owners = owners
         self.requests_per_minute = requests_per_minute
         self.concurrent_jobs = concurrent_jobs
-        self.retention = retention
+        self.max_queued_jobs = max_queued_jobs
+        self.frames_per_hour = frames_per_hour
         self.queue_name = jobs.queue.name
 
     def count_request(self, owner: str, now: float | None = None) -> None:
@@ -60,22 +71,16 @@ class KeyLimits:
                 f"Too many requests: this key may make {self.requests_per_minute} per minute; "
                 f"try again in {retry_after} s.",
                 retry_after,
+                owner,
+                LimitReason.REQUESTS,
             )
 
-    def _active_key(self, owner: str) -> str:
-        return f"{ACTIVE_PREFIX}{self.queue_name}:{owner}"
-
     def running(self, owner: str) -> int:
-        """The owner's jobs queued or started (ended and expired ones are pruned)."""
-        key = self._active_key(owner)
-        members: list[bytes] = self.connection.zrange(key, 0, -1)  # type: ignore[assignment]
-        ids = [member.decode() for member in members]
+        """The owner's jobs queued or started (expired ones are forgotten)."""
+        ids = self.owners.job_ids(owner)
         infos = self.jobs.infos(ids)
-        live = {job_id for job_id, info in infos.items() if info.status in _RUNNING}
-        ended = [job_id for job_id in ids if job_id not in live]
-        if ended:
-            self.connection.zrem(key, *ended)
-        return len(ids) - len(ended)
+        self.owners.forget(owner, [job_id for job_id in ids if job_id not in infos])
+        return sum(1 for info in infos.values() if info.status in _RUNNING)
 
     def check_jobs(self, owner: str) -> None:
         """RateLimitedError when the owner already has its most jobs queued or started."""
@@ -84,14 +89,37 @@ class KeyLimits:
                 f"This key already has {self.concurrent_jobs} job(s) queued or running, its "
                 "limit; wait for one to end (or cancel one), then submit again.",
                 CONCURRENCY_RETRY_AFTER,
+                owner,
+                LimitReason.CONCURRENT_JOBS,
             )
 
-    def track(self, owner: str, job_id: str) -> None:
-        """Count `job_id` among the owner's running jobs until it ends."""
-        if self.concurrent_jobs is None:
-            return
-        key = self._active_key(owner)
-        with self.connection.pipeline() as pipe:
-            pipe.zadd(key, {job_id: time.time()})
-            pipe.expire(key, self.retention)
-            pipe.execute()
+    def check_submit(self, owner: str, frames: int) -> None:
+        """The queue's length, then the owner's frame budget (counting `frames` against it
+        when they fit); RateLimitedError beyond either."""
+        if self.max_queued_jobs and self.jobs.depth() >= self.max_queued_jobs:
+            raise RateLimitedError(
+                "The queue is full; please submit again in a minute.",
+                QUEUE_FULL_RETRY_AFTER,
+                owner,
+                LimitReason.QUEUE_FULL,
+            )
+        if self.frames_per_hour and not self._spend_frames(owner, frames):
+            raise RateLimitedError(
+                f"This API key has used its budget of {self.frames_per_hour} driving frames "
+                "for this hour; please try again later.",
+                BUDGET_RETRY_AFTER,
+                owner,
+                LimitReason.FRAME_BUDGET,
+            )
+
+    def _spend_frames(self, owner: str, frames: int) -> bool:
+        """Count `frames` against the owner's budget of this hour; False (and nothing
+        counted) when they do not fit."""
+        window = int(time.time()) // BUDGET_WINDOW_SECONDS
+        key = f"{BUDGET_PREFIX}{owner}:{window}"
+        used = int(self.connection.incrby(key, frames))
+        self.connection.expire(key, BUDGET_WINDOW_SECONDS)
+        if used > self.frames_per_hour:
+            self.connection.decrby(key, frames)
+            return False
+        return True

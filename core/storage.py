@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import unquote, urlparse
 
+from core.files import replaced_atomically
+
 logger = logging.getLogger(__name__)
 
 InputName = Literal["source", "driving"]
@@ -108,6 +110,15 @@ class Storage(abc.ABC):
         return self.expire("inputs/", input_ttl, now) + self.expire("results/", result_ttl, now)
 
 
+def _moved(path: Path, to: Path) -> bool:
+    """Rename `path` to `to` if they are on one file system; False when it cannot."""
+    try:
+        os.replace(path, to)
+    except OSError:
+        return False
+    return True
+
+
 class FileStorage(Storage):
     """Objects are files under a root folder (one host, or a shared volume)."""
 
@@ -121,21 +132,12 @@ class FileStorage(Storage):
 
     def put_file(self, key: str, path: Path, *, move: bool = False) -> None:
         target = self._path(key)
-        tmp = target.with_name(f"{target.name}{_TMP_MARK}{uuid.uuid4().hex}")
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            moved = False
-            if move:
-                try:
-                    os.replace(path, tmp)
-                    moved = True
-                except OSError:
-                    moved = False
-            if not moved:
-                shutil.copyfile(path, tmp)
-            os.replace(tmp, target)
+            with replaced_atomically(target) as tmp:
+                if not (move and _moved(path, tmp)):
+                    shutil.copyfile(path, tmp)
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
             raise StorageError(f"cannot write {key}: {exc}") from exc
 
     def get_file(self, key: str, path: Path) -> None:
@@ -248,17 +250,14 @@ class S3Storage(Storage):
     def get_file(self, key: str, path: Path) -> None:
         from botocore.exceptions import BotoCoreError, ClientError
 
-        tmp = Path(path).with_name(Path(path).name + _TMP_MARK + uuid.uuid4().hex)
         try:
-            self.client.download_file(self.bucket, self._name(key), str(tmp))
-            os.replace(tmp, path)
+            with replaced_atomically(path) as tmp:
+                self.client.download_file(self.bucket, self._name(key), str(tmp))
         except ClientError as exc:
-            tmp.unlink(missing_ok=True)
             if _is_missing(exc):
                 raise ObjectMissingError(key) from exc
             raise StorageError(f"cannot download {key}: {exc}") from exc
         except BotoCoreError as exc:
-            tmp.unlink(missing_ok=True)
             raise StorageError(f"cannot download {key}: {exc}") from exc
 
     def size(self, key: str) -> int | None:

@@ -1,1 +1,2 @@
-"""The HTTP API, settings, job options and storage: torch-free modules."""
+"""The HTTP API (FastAPI): the app factory, its routes by resource, uploads, the web page
+and `mcnet api` / `mcnet serve`. Settings, job options and storage live in `core/`."""

@@ -21,7 +21,7 @@ from redis import Redis
 from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from core.errors import MCNetError, ServiceUnavailableError
+from core.errors import MCNetError, RateLimitedError, ServiceUnavailableError
 from core.idempotency import IdempotencyStore
 from core.jobs import JobQueue
 from core.keys import parse_api_keys
@@ -37,8 +37,7 @@ from service.deps import Services
 from service.events import JobWatcher
 from service.gate import KeyGate, gated_paths
 from service.metrics import ApiMetrics, QueueCollector
-from service.routes import health_router, jobs_router
-from service.routes_jobs import owned_router
+from service.routes import include_routes
 from service.uploads import FormLimits
 from service.web import mount_web
 
@@ -121,9 +120,13 @@ class MetricsMiddleware:
             )
 
 
-async def error_response(_: Request, exc: Exception) -> JSONResponse:
-    """The one exception handler: a domain error answers its own status and message; an
-    unreachable Redis or store 503; anything else 500 without internals."""
+async def error_response(request: Request, exc: Exception) -> JSONResponse:
+    """The one exception handler: a domain error answers its own status and message (a
+    limit's refusal counted by its reason); an unreachable Redis or store 503; anything
+    else 500 without internals."""
+    if isinstance(exc, RateLimitedError):
+        metrics: ApiMetrics = request.app.state.services.metrics
+        metrics.rate_limited.labels(exc.key, exc.reason.value).inc()
     if isinstance(exc, MCNetError) and exc.status < 500:
         logger.info("refused (%d): %s", exc.status, exc)
         return JSONResponse({"detail": str(exc)}, status_code=exc.status, headers=exc.headers)
@@ -175,20 +178,23 @@ def create_app(
     )
     mount_api_docs(app)
     api_keys = parse_api_keys(settings.api_keys)
+    owners = JobOwners(redis, settings.queue_name, job_retention(settings))
     app.state.services = Services(
         jobs=jobs,
         storage=storage,
         metrics=metrics,
         registry=registry,
         api_keys=api_keys,
-        owners=JobOwners(redis, settings.queue_name, job_retention(settings)),
+        owners=owners,
         idempotency=IdempotencyStore(redis, settings.queue_name, job_retention(settings)),
         limits=KeyLimits(
             redis,
             jobs,
+            owners,
             settings.rate_limit_per_minute,
             settings.max_concurrent_jobs,
-            job_retention(settings),
+            max_queued_jobs=settings.max_queued_jobs,
+            frames_per_hour=settings.max_frames_per_key if api_keys else 0,
         ),
         media_limits=settings.media_limits(),
         form_limits=FormLimits(
@@ -199,8 +205,6 @@ def create_app(
         ),
         spool_dir=spool_folder(settings, storage),
         upload_slots=asyncio.Semaphore(settings.max_concurrent_uploads),
-        max_queued_jobs=settings.max_queued_jobs,
-        max_frames_per_key=settings.max_frames_per_key,
         probe_slots=asyncio.Semaphore(settings.max_concurrent_probes),
         webhook_networks=(
             parse_networks(settings.webhook_allowed_networks)
@@ -209,11 +213,9 @@ def create_app(
         ),
         result_redirect_ttl=settings.result_url_ttl if settings.result_redirect else None,
         long_job_warning=settings.long_job_warning,
+        watcher=JobWatcher(jobs, metrics, settings.events_interval),
     )
-    app.state.watcher = JobWatcher(jobs, metrics, settings.events_interval)
-    app.include_router(jobs_router)
-    app.include_router(owned_router)
-    app.include_router(health_router)
+    include_routes(app)
     mount_web(app)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(

@@ -11,16 +11,19 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CollectorRegistry
+from starlette.concurrency import run_in_threadpool
 
-from core.errors import JobNotFoundError, UnauthorizedError
+from core.errors import JobNotFoundError
 from core.idempotency import IdempotencyStore
 from core.jobs import JobQueue
-from core.keys import ANONYMOUS, ApiKey, match_key
+from core.keys import ApiKey
 from core.media_probe import MediaLimits
 from core.ownership import JobOwners
 from core.ratelimit import KeyLimits
 from core.storage import Storage
 from core.webhooks import Network
+from service.events import JobWatcher
+from service.gate import request_key
 from service.metrics import ApiMetrics
 from service.uploads import FormLimits
 
@@ -41,10 +44,9 @@ class Services:
     form_limits: FormLimits
     spool_dir: Path | None
     upload_slots: asyncio.Semaphore  # uploads received at once
-    max_queued_jobs: int  # 0: no cap
-    max_frames_per_key: int  # per hour; 0: no cap
     probe_slots: asyncio.Semaphore  # uploads probed at once (the photo's pixels)
     webhook_networks: tuple[Network, ...] | None  # None: no webhook secret, no webhooks
+    watcher: JobWatcher  # the one poller of the jobs whose progress events are streamed
     result_redirect_ttl: int | None = None  # seconds of a presigned result URL; None: stream
     long_job_warning: float = 0  # seconds of estimated time over which a submit warns; 0: never
 
@@ -61,18 +63,13 @@ _BEARER = HTTPBearer(auto_error=False, description="An API key, when the service
 
 
 def require_key(
+    request: Request,
     services: ServicesDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)],
+    _: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)],  # OpenAPI's scheme
 ) -> str:
-    """The name of the request's API key (ANONYMOUS when no keys are configured); 401
-    when keys are on and it carries none of them."""
-    if not services.api_keys:
-        return ANONYMOUS
-    given = credentials.credentials.encode() if credentials is not None else b""
-    name = match_key(given, services.api_keys)
-    if name is None:
-        raise UnauthorizedError("Missing or unknown API key: send `Authorization: Bearer <key>`.")
-    return name
+    """The name of the request's API key, as the key gate (service.gate) found it:
+    ANONYMOUS when no keys are configured; 401 when keys are on and it carries none."""
+    return request_key(request, services.api_keys)
 
 
 OwnerDep = Annotated[str, Depends(require_key)]
@@ -83,3 +80,8 @@ def check_owner(services: Services, owner: str, job_id: str) -> None:
     every caller sees every job when no keys are configured."""
     if services.api_keys and not services.owners.owns(owner, job_id):
         raise JobNotFoundError(job_id)
+
+
+async def limit_requests(services: ServicesDep, owner: OwnerDep) -> None:
+    """Count the request against its key's requests per minute (429 when over)."""
+    await run_in_threadpool(services.limits.count_request, owner)

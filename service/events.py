@@ -18,20 +18,18 @@ from dataclasses import dataclass
 from redis.exceptions import RedisError
 from starlette.concurrency import run_in_threadpool
 
-from core.jobs import JobInfo, JobQueue
-from core.protocol import JobState
+from core.job_view import JobView
+from core.jobs import JobQueue
 from service.metrics import ApiMetrics
 
 logger = logging.getLogger(__name__)
-
-ENDED = (JobState.FINISHED, JobState.FAILED, JobState.CANCELED)
 
 
 @dataclass(frozen=True)
 class Snapshot:
     """A job as one tick read it; `info` None: the job no longer exists."""
 
-    info: JobInfo | None
+    info: JobView | None
 
 
 class JobWatcher:
@@ -60,7 +58,7 @@ class JobWatcher:
                     yield None
                     continue
                 yield snapshot
-                if snapshot.info is None or snapshot.info.status in ENDED:
+                if snapshot.info is None or snapshot.info.ended:
                     return
         finally:
             self.metrics.event_streams.dec()

@@ -65,12 +65,16 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 class EmbeddedRedis:
-    """A redis-server child bound to loopback, persisting with AOF into `folder`."""
+    """A redis-server child bound to loopback, persisting with AOF into `folder` (fsync
+    `everysec`, or `always` where a test kills it); restartable on the same port."""
 
-    def __init__(self, binary: str, folder: Path, port: int | None = None) -> None:
+    def __init__(
+        self, binary: str, folder: Path, port: int | None = None, fsync: str = "everysec"
+    ) -> None:
         self.binary = binary
         self.folder = folder
         self.port = port or free_port()
+        self.fsync = fsync
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -92,7 +96,7 @@ class EmbeddedRedis:
             "--appendonly",
             "yes",
             "--appendfsync",
-            "everysec",
+            self.fsync,
             "--save",
             "",
             "--daemonize",

@@ -13,7 +13,7 @@ API (`/metrics` of `mcnet api`):
     mcnet_jobs{status}                               jobs in Redis by state
     mcnet_workers_alive                              workers with a recent heartbeat
     mcnet_jobs_submitted_by_key_total{key}           jobs accepted, by API key name
-    mcnet_rate_limited_total{key,limit}              requests refused 429 by key name and limit
+    mcnet_rate_limited_total{key,reason}             requests refused 429 by key name and reason
     mcnet_event_streams                              open progress streams (GET /jobs/{id}/events)
     mcnet_event_reads_total                          reads of all watched jobs (one per tick)
 """
@@ -65,8 +65,9 @@ class ApiMetrics:
         )
         self.rate_limited = Counter(
             "mcnet_rate_limited",
-            "Requests answered 429, by key name and limit (requests, concurrent_jobs).",
-            ["key", "limit"],
+            "Requests answered 429, by key name and reason (requests, concurrent_jobs, "
+            "queue_full, frame_budget).",
+            ["key", "reason"],
             registry=registry,
         )
         self.event_streams = Gauge(

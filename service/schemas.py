@@ -2,27 +2,19 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from pydantic import BaseModel, Field
 
+from core.job_view import JobView, Links
 from core.options import JobOptions
-from core.protocol import Progress, Stage
+from core.protocol import Stage
 
 
 class ErrorBody(BaseModel):
     """Every 4xx/5xx answer: one sentence the client can act on."""
 
     detail: str = Field(description="What was wrong and what to do about it.")
-
-
-class Links(BaseModel):
-    """Where to go next."""
-
-    self: str = Field(description="Status of the job (GET), cancel (DELETE).")
-    result: str = Field(description="The MP4 once the job has finished.")
-    events: str = Field(description="Server-Sent Events of the job's progress until it ends.")
 
 
 class SubmitResponse(BaseModel):
@@ -53,60 +45,15 @@ class StageBody(BaseModel):
     label: str = Field(description="What the stage does, for people.")
 
 
-class JobBody(BaseModel):
-    """Answer to GET /jobs/{id}."""
-
-    id: str
-    status: str = Field(description="queued, started, finished, failed or canceled.")
-    progress: Progress
-    created_at: dt.datetime | None = None
-    started_at: dt.datetime | None = None
-    ended_at: dt.datetime | None = None
-    error: str | None = Field(None, description="Why the job failed or was canceled.")
-    options: dict[str, Any] = Field(description="The job's options, defaults filled in.")
-    warnings: list[str] = Field(
-        default_factory=list,
-        description="What the result should be looked at for, such as a driving crop grown "
-        "to hold a head that moved far (smaller face, coarser detail).",
-    )
-    precision: str | None = Field(
-        None,
-        description="The numeric precision the worker animates with: fp32 (exact), bf16 or "
-        "fp16; null until a worker has taken the job.",
-    )
-    result_url: str | None = Field(None, description="The MP4, once the job has finished.")
-    model: str | None = Field(
-        None,
-        description="The model that runs the job, set by its worker when it starts: the "
-        "checkpoint's file name and sha256 prefix, or `demo` (untrained demo weights: the face "
-        "does not follow the driving video and the pasted-back crop shows as a soft rectangle).",
-    )
-    queue_position: int | None = Field(
-        None, description="Place in the queue (1: next) while the job waits; null otherwise."
-    )
-    estimated_seconds: float | None = Field(
-        None,
-        description="Seconds until the job should end while it waits or runs: the frames "
-        "ahead of it and its own at the live workers' measured speed (a running job: at its "
-        "own pace so far). Null once it has ended, or while no worker has measured a speed.",
-    )
-    links: Links
-
-
 class JobList(BaseModel):
     """Answer to GET /jobs: a page of the caller's jobs, newest first."""
 
-    jobs: list[JobBody]
+    jobs: list[JobView]
     next_cursor: str | None = Field(
         None,
         description="Pass as `cursor` for the next (older) page; null on the last page. A "
         "page filtered by status may hold fewer than `limit` jobs: go on while this is set.",
     )
-
-
-class JobEvent(JobBody):
-    """The data of each Server-Sent Event of GET /jobs/{id}/events: the job as GET
-    /jobs/{id} answers it (with its place in the queue while it waits)."""
 
 
 def animate_request_schema() -> dict[str, Any]:

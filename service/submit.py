@@ -26,7 +26,6 @@ from core.errors import (
     InvalidRequestError,
     MCNetError,
     StorageUnavailableError,
-    TooManyJobsError,
     UnsupportedMediaError,
 )
 from core.face_check import check_photo_face, check_video_face
@@ -124,21 +123,6 @@ async def submit_job(
         return await _submit(request, ctx, owner, idempotency_key)
 
 
-def _check_quota(ctx: Services, owner: str, frames: int) -> None:
-    """The queue cap and the key's frame budget (429 beyond them)."""
-    if ctx.max_queued_jobs and ctx.jobs.depth() >= ctx.max_queued_jobs:
-        raise TooManyJobsError(
-            "The queue is full; please submit again in a minute.", retry_after=60
-        )
-    if ctx.max_frames_per_key and ctx.api_keys:
-        if not ctx.jobs.spend_frames(owner, frames, ctx.max_frames_per_key):
-            raise TooManyJobsError(
-                f"This API key has used its budget of {ctx.max_frames_per_key} driving frames "
-                "for this hour; please try again later.",
-                retry_after=600,
-            )
-
-
 async def _submit(
     request: Request, ctx: Services, owner: str, idempotency_key: str | None
 ) -> tuple[str, bool]:
@@ -179,7 +163,7 @@ async def _submit(
                 return earlier, True
         stored: list[str] = []
         try:
-            await run_in_threadpool(_check_quota, ctx, owner, video.frames)
+            await run_in_threadpool(ctx.limits.check_submit, owner, video.frames)
             if options.crop == "auto":  # a missing face is refused now, not by a worker later
                 async with ctx.probe_slots:
                     await _probe(check_photo_face, form.files["source"], ctx.media_limits, "photo")

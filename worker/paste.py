@@ -13,9 +13,9 @@ import cv2
 import numpy as np
 
 from core.errors import InvalidInputError
+from core.media_probe import MAX_WORKING_SIDE
 from worker.framing import CropBox
 from worker.media.images import cap_size
-from worker.media.settings import MAX_SIDE
 
 # Fraction of the crop's side over which the mask falls from 1 to 0 at each border.
 # Wide enough to hide a colour step (the model re-renders the background too), narrow
@@ -25,7 +25,7 @@ from worker.media.settings import MAX_SIDE
 FEATHER = 0.06
 
 
-def even_canvas(image: np.ndarray, max_side: int = MAX_SIDE) -> np.ndarray:
+def even_canvas(image: np.ndarray, max_side: int = MAX_WORKING_SIDE) -> np.ndarray:
     """The photo capped to `max_side` and trimmed by at most 1 px to even dimensions."""
     capped = cap_size(image, max_side)
     height, width = capped.shape[:2]

@@ -27,7 +27,7 @@ from rq.registry import StartedJobRegistry
 from rq.utils import now, parse_composite_key
 
 from core.jobs import SERIALIZER, abandoned_message
-from core.lease import claim_abandoned, has_owner
+from core.lease import Claim, claim_abandoned, has_owner
 from core.protocol import JobOutcome, Outcome, Progress, Stage
 from core.settings import WorkerSettings
 
@@ -105,9 +105,9 @@ class Recovery:
                 claim = claim_abandoned(
                     self.connection, job_id, self.settings.lease_ttl, fence_keep(self.settings)
                 )
-                if claim == 0:
+                if claim is Claim.ALIVE:
                     continue
-                if claim < 0:  # an entry left behind by a run that has ended
+                if claim is Claim.NOT_RUNNING:  # an entry left behind by a run that has ended
                     self.connection.zrem(registry.key, *composites)
                     continue
                 self._requeue_or_fail(queue, registry, job_id, composites)

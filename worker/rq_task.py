@@ -77,7 +77,7 @@ class WorkerContext:
     redis_patience: float = 0.0
     work_dir: Path | None = None
     media_settings: MediaSettings | None = None
-    model: str = DEMO_MODEL  # the model's label (worker.animator.describe_model)
+    model: str = DEMO_MODEL  # the model's label (worker.model_loading.describe_model)
     on_progress: Callable[[Progress], None] | None = None  # webhooks (worker.webhooks)
 
     def write_meta(self, job: Job) -> None:

@@ -1,4 +1,5 @@
-"""`mcnet worker`: one RQ worker per GPU, the model loaded once on its device.
+"""The RQ worker class of `mcnet worker` (started by worker.worker_main): one per GPU,
+the model loaded once on its device.
 
 `MCNetWorker` is an RQ `SimpleWorker` (jobs run in this process: a forked child could
 not use CUDA after the parent touched it) that adds what a long GPU job needs:
@@ -26,29 +27,18 @@ not use CUDA after the parent touched it) that adds what a long GPU job needs:
 
 from __future__ import annotations
 
-import argparse
 import logging
-import os
-import re
-import shutil
-import socket
 import sys
-import tempfile
 import threading
 import time
 import traceback
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry, start_http_server
-from redis import Redis
 from redis.client import Pipeline
 from redis.exceptions import RedisError, WatchError
 from rq import Queue, SimpleWorker, worker_registration
-from rq.exceptions import AbandonedJobError
 from rq.job import Job, JobStatus
 from rq.registry import (
     CanceledJobRegistry,
@@ -57,73 +47,34 @@ from rq.registry import (
     FinishedJobRegistry,
 )
 from rq.timeouts import JobTimeoutException
-from rq.utils import now, utcparse
 from rq.worker import WorkerStatus
 
-from core.cli import add_model_options
-from core.errors import JobCanceledError, MCNetError
 from core.estimate import record_speed
 from core.jobs import MODEL_FIELD, SERIALIZER, JobQueue
-from core.lease import Lease, LeaseLostError
-from core.logs import configure_logging
-from core.protocol import DEMO_MODEL, JobOutcome, Outcome, Progress, Stage, time_limit_message
-from core.settings import WorkerSettings, settings_from_env
-from core.storage import Storage, StorageError, open_storage
-from worker.animator import describe_model, load_animator
-from worker.media.settings import MediaSettings
-from worker.metrics import WorkerMetrics
+from core.lease import Lease, LeaseLostError, Refusal
+from core.protocol import Outcome, Progress, Stage
+from core.storage import StorageError
+from worker.outcomes import Verdict, job_outcome, verdict_of
 from worker.recovery import Recovery, fence_keep
 from worker.redis_retry import retrying
-from worker.rq_task import JOB_FOLDER_PREFIX, ShutdownRequeueError, WorkerContext, worker_context
-from worker.warmup import measure_speed
-from worker.webhooks import WebhookSender, job_webhooks, webhook_sender
+from worker.rq_internals import (
+    enqueue_at_front,
+    handle_failure,
+    handle_success,
+    set_result,
+    stop_requested,
+    utc_now,
+)
+from worker.rq_task import WorkerContext, worker_context
+from worker.webhooks import job_webhooks
+from worker.worker_identity import WorkerNameTakenError, predecessor_gone
+from worker.worker_parts import WorkerParts
 
 if TYPE_CHECKING:
     from rq.executions import Execution
 
-    from model.animator import Animator
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class WorkerParts:
-    """What a worker is made of besides its queue: built by `main`, or by tests."""
-
-    animator: Animator
-    storage: Storage
-    metrics: WorkerMetrics
-    settings: WorkerSettings
-    media_settings: MediaSettings | None = None
-    model: str = DEMO_MODEL  # the model's label (worker.animator.describe_model)
-    webhooks: WebhookSender | None = None
-    warmup: tuple[int, float] | None = None  # frames and seconds of worker.warmup, if run
-
-
-def outcome_of(
-    job: Job, exc_type: type[BaseException], exc_value: BaseException
-) -> JobOutcome | None:
-    """What a failed run of `job` means; None for a job whose worker died (RQ retries it).
-
-    A domain error (bad input) or a timeout fails the job at once with a readable reason;
-    a cancel ends it canceled; a shutdown puts it back in the queue; anything else fails
-    the run and RQ retries it while retries are left.
-    """
-    if issubclass(exc_type, AbandonedJobError):
-        return None
-    if issubclass(exc_type, ShutdownRequeueError | SystemExit | KeyboardInterrupt):
-        return JobOutcome(Outcome.REQUEUED)
-    if issubclass(exc_type, JobCanceledError):
-        return JobOutcome(Outcome.CANCELED)
-    if issubclass(exc_type, MCNetError):
-        return JobOutcome(Outcome.FAILED, str(exc_value))
-    if issubclass(exc_type, JobTimeoutException):
-        return JobOutcome(Outcome.FAILED, time_limit_message(job.timeout))
-    return JobOutcome(Outcome.FAILED, retry=True)
-
-
-class WorkerNameTakenError(Exception):
-    """A live worker already uses this name."""
 
 
 @dataclass(frozen=True)
@@ -132,20 +83,6 @@ class _Run:
 
     lease: Lease
     lost: threading.Event
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class MCNetWorker(SimpleWorker):
@@ -167,7 +104,7 @@ class MCNetWorker(SimpleWorker):
         self.patience = settings.redis_patience
         self._deadline: float | None = None
         self._run: _Run | None = None
-        self._outcome = Outcome.FAILED.value
+        self._outcome = Outcome.FAILED
         self.recovery = Recovery(self.connection, self.queues, settings)
 
     # birth, death, Redis outages --------------------------------------------------------
@@ -176,7 +113,7 @@ class MCNetWorker(SimpleWorker):
         heartbeat for `worker_ttl`) is taken over, a live one refused."""
         old = self.connection.hgetall(self.key)
         if old and b"death" not in old and "death" not in old:
-            if not self._predecessor_gone(old):
+            if not predecessor_gone(old, self.worker_ttl):
                 raise WorkerNameTakenError(
                     f"A live worker is already named {self.name!r}; choose another --name."
                 )
@@ -186,18 +123,6 @@ class MCNetWorker(SimpleWorker):
         self.connection.hset(self.key, MODEL_FIELD, self.parts.model)  # /readyz shows it
         if self.parts.warmup is not None:  # a first speed for the API's estimates
             record_speed(self.connection, self.key, *self.parts.warmup)
-
-    def _predecessor_gone(self, raw: dict[Any, Any]) -> bool:
-        old = {_text(k): _text(v) for k, v in raw.items()}
-        host, pid = old.get("hostname", ""), old.get("pid", "")
-        if host == socket.gethostname() and pid.isdigit():
-            return int(pid) == os.getpid() or not _pid_alive(int(pid))
-        beat = old.get("last_heartbeat", "")
-        try:
-            age = (now() - utcparse(beat)).total_seconds()
-        except ValueError:
-            return True
-        return age > self.worker_ttl
 
     def bootstrap(self, *args: Any, **kwargs: Any) -> None:
         """Register, then recover abandoned jobs from a thread for as long as it works."""
@@ -230,7 +155,7 @@ class MCNetWorker(SimpleWorker):
                 super().check_for_suspension(burst)
                 return
             except RedisError as exc:
-                if self._stop_requested:
+                if stop_requested(self):
                     return
                 logger.warning("Redis unavailable, waiting %.0f s: %s", wait, exc)
                 time.sleep(wait)
@@ -280,7 +205,9 @@ class MCNetWorker(SimpleWorker):
         except RedisError:
             return  # still in the intermediate queue: RQ's maintenance requeues it
         if not isinstance(lease, Lease):
-            why = "it has already ended" if lease < 0 else "another worker is running it"
+            why = (
+                "it has already ended" if lease is Refusal.ENDED else "another worker is running it"
+            )
             logger.warning("job %s not run: %s", job.id, why)
             self._forget_dequeued(job, queue)
             return
@@ -312,7 +239,7 @@ class MCNetWorker(SimpleWorker):
         )
         job.meta.pop("outcome", None)  # an earlier run's
         self._run = run
-        self._outcome = Outcome.FAILED.value
+        self._outcome = Outcome.FAILED
         metrics.busy.set(1)
         started = time.perf_counter()
         beats.start()
@@ -330,7 +257,7 @@ class MCNetWorker(SimpleWorker):
         seconds = time.perf_counter() - started
         metrics.jobs.labels(self._outcome).inc()
         metrics.job_seconds.labels(self._outcome).observe(seconds)
-        if self._outcome == Outcome.FINISHED.value:  # the API's time estimates read it
+        if self._outcome is Outcome.FINISHED:  # the API's time estimates read it
             frames = int(job.meta.get("frames_total") or 0)
             try:
                 record_speed(self.connection, self.key, frames, seconds)
@@ -363,16 +290,16 @@ class MCNetWorker(SimpleWorker):
                 f"job {job.id}: start",
                 self.patience,
             )
-            job.started_at = now()
+            job.started_at = utc_now()
             timeout = job.timeout or self.queue_class.DEFAULT_TIMEOUT
             with self.death_penalty_class(timeout, JobTimeoutException, job_id=job.id):
                 value = job.perform()
         except BaseException:  # the run's outcome, whatever ended it
-            job.ended_at = now()
+            job.ended_at = utc_now()
             self._record_failure(run, job, queue, execution, sys.exc_info())
             return False
-        job.ended_at = now()
-        job._result = value
+        job.ended_at = utc_now()
+        set_result(job, value)
         return self._record_success(run, job, queue, execution)
 
     def _record(self, run: _Run, job: Job, what: str, write: Callable[[Pipeline], None]) -> bool:
@@ -389,13 +316,13 @@ class MCNetWorker(SimpleWorker):
         try:
             retrying(transaction, f"job {job.id}: {what}", self.patience)
         except (LeaseLostError, WatchError):
-            self._outcome = "lost"
+            self._outcome = Outcome.LOST
             logger.warning(
                 "job %s: another worker owns the job now; this run records nothing", job.id
             )
             return False
         except RedisError as exc:
-            self._outcome = "unrecorded"
+            self._outcome = Outcome.UNRECORDED
             logger.error(
                 "job %s: %s not recorded (%s); the job will be recovered", job.id, what, exc
             )
@@ -408,9 +335,10 @@ class MCNetWorker(SimpleWorker):
 
         def write(pipe: Pipeline) -> None:
             self.increment_successful_job_count(pipeline=pipe)
-            job._handle_success(
+            handle_success(
+                job,
+                pipe,
                 result_ttl,
-                pipeline=pipe,
                 worker_name=self.name,
                 execution_id=execution.id,
                 execution_started_at=execution.created_at,
@@ -421,7 +349,7 @@ class MCNetWorker(SimpleWorker):
 
         if not self._record(run, job, "finished", write):
             return False
-        self._outcome = Outcome.FINISHED.value
+        self._outcome = Outcome.FINISHED
         seconds = (job.ended_at - started_at).total_seconds() if job.ended_at and started_at else 0
         logger.info("job %s: rendered and recorded finished (%.1f s)", job.id, seconds)
         try:
@@ -433,19 +361,20 @@ class MCNetWorker(SimpleWorker):
     def _record_failure(
         self, run: _Run, job: Job, queue: Queue, execution: Execution, exc_info: Any
     ) -> None:
-        exc_type, exc_value = exc_info[0], exc_info[1]
-        if isinstance(exc_value, LeaseLostError):
-            self._outcome = "lost"
+        exc_value = exc_info[1]
+        verdict = verdict_of(exc_value)
+        if verdict is Verdict.LOST:
+            self._outcome = Outcome.LOST
             logger.warning("job %s: another worker owns the job now; this run stopped", job.id)
             return
-        if isinstance(exc_value, RedisError):
-            self._outcome = "unrecorded"
+        if verdict is Verdict.UNRECORDED:
+            self._outcome = Outcome.UNRECORDED
             logger.error(
                 "job %s: Redis unavailable (%s); the job will be recovered", job.id, exc_value
             )
             return
-        outcome = outcome_of(job, exc_type, exc_value) or JobOutcome(Outcome.FAILED, retry=True)
-        if outcome.outcome is Outcome.FAILED and outcome.error is None:
+        outcome = job_outcome(verdict, exc_value, job.timeout)
+        if verdict is Verdict.CRASH:
             logger.error("job %s failed", job.id, exc_info=exc_info)
         else:
             logger.info(
@@ -472,18 +401,18 @@ class MCNetWorker(SimpleWorker):
                 pipe.expire(job.key, self.parts.settings.failure_ttl)
             elif outcome.outcome is Outcome.REQUEUED:
                 job.started_at = None
-                queue._enqueue_job(job, pipeline=pipe, at_front=True)
+                enqueue_at_front(queue, job, pipe)
             elif retry:
                 job.started_at = None
                 job.retry(queue, pipe)
             else:
                 self.increment_failed_job_count(pipe)
                 job.set_status(JobStatus.FAILED, pipeline=pipe)
-                job._handle_failure(exc_string, pipe, worker_name=self.name)
+                handle_failure(job, pipe, exc_string, self.name)
                 pipe.hset(job.key, "ended_at", ended)
 
         if self._record(run, job, outcome.outcome.value, write):
-            self._outcome = outcome.outcome.value
+            self._outcome = outcome.outcome
 
     # shutdown ---------------------------------------------------------------------------
     def request_stop(self, signum: Any, frame: Any) -> None:
@@ -508,7 +437,7 @@ class MCNetWorker(SimpleWorker):
                 worker_registration.clean_worker_registry(queue)
                 queue.intermediate_queue.cleanup(self, queue)
                 queue.release_maintenance_lock()
-        self.last_cleaned_at = now()  # type: ignore[assignment]  # (RQ's stub: None)
+        self.last_cleaned_at = utc_now()  # type: ignore[assignment]  # (RQ's stub: None)
 
     def run_maintenance_tasks(self) -> None:
         """Registry cleanup, plus expiry of old files and canceled jobs."""
@@ -522,131 +451,5 @@ class MCNetWorker(SimpleWorker):
                 logger.info("storage: %d expired objects deleted", removed)
             JobQueue(self.connection, settings).prune_canceled()
         except (StorageError, RedisError, OSError) as exc:
-            self.last_cleaned_at = now()  # type: ignore[assignment]  # (RQ's stub: None)
+            self.last_cleaned_at = utc_now()  # type: ignore[assignment]  # (RQ's stub: None)
             logger.warning("maintenance failed: %s", exc)
-
-
-def prepare_work_dir(work_dir: Path | None) -> None:
-    """Create the configured work folder (ValueError when it cannot be used) and sweep the
-    job folders that workers which died on this host left in it."""
-    if work_dir is not None:
-        try:
-            work_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ValueError(f"MCNET_WORK_DIR {work_dir} cannot be created: {exc}") from exc
-        if not os.access(work_dir, os.W_OK | os.X_OK):
-            raise ValueError(f"MCNET_WORK_DIR {work_dir} is not writable")
-    root = work_dir or Path(tempfile.gettempdir())
-    pattern = re.compile(re.escape(JOB_FOLDER_PREFIX) + r"(\d+)-")
-    for folder in root.glob(JOB_FOLDER_PREFIX + "*"):
-        match = pattern.match(folder.name)
-        if match is None or not folder.is_dir():
-            continue
-        pid = int(match.group(1))
-        if pid == os.getpid() or not _pid_alive(pid):
-            shutil.rmtree(folder, ignore_errors=True)
-            logger.info("removed the work folder %s of a worker that stopped", folder.name)
-
-
-def media_settings(settings: WorkerSettings) -> MediaSettings:
-    """The media pipeline's settings, with the same input limits the API checks."""
-    return MediaSettings(limits=settings.media_limits(), encode=settings.encode_settings())
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="mcnet worker",
-        description="Run one animation worker (RQ). Settings come from the environment "
-        "(REDIS_URL, STORAGE_URL, MCNET_*); options given here override them.",
-    )
-    add_model_options(parser)
-    parser.add_argument("--metrics-port", type=int, help="MCNET_METRICS_PORT (0: off)")
-    parser.add_argument("--name", help="worker name (default: host.pid.random)")
-    parser.add_argument("--burst", action="store_true", help="quit when the queue is empty")
-    return parser
-
-
-def settings_from_args(args: argparse.Namespace, settings: WorkerSettings) -> WorkerSettings:
-    """Command-line values over environment values."""
-    update: dict[str, Any] = {
-        "checkpoint": args.checkpoint,
-        "device": args.device,
-        "precision": args.precision,
-        "batch_size": args.batch_size,
-        "compile": args.compile,
-        "metrics_port": args.metrics_port,
-        "worker_name": args.name,
-    }
-    if args.demo_weights:
-        update["demo_weights"] = True
-    return settings.model_copy(update={k: v for k, v in update.items() if v is not None})
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of `mcnet worker`."""
-    args = _parser().parse_args(argv)
-    configure_logging()
-    settings = settings_from_args(args, settings_from_env(WorkerSettings))
-    if not settings.redis_url:
-        logger.error("REDIS_URL is not set (or run `mcnet serve`, which starts Redis)")
-        return 2
-    if settings.health_file is not None:  # a restarted container's file is not this run's
-        settings.health_file.unlink(missing_ok=True)
-    registry = CollectorRegistry()
-    metrics = WorkerMetrics(registry)
-    try:
-        started = time.perf_counter()
-        animator = load_animator(settings)
-        metrics.model_load_seconds.set(time.perf_counter() - started)
-        warmup = measure_speed(animator)
-        logger.info("speed measured: %.2f frames/s", warmup[0] / warmup[1])
-        storage = open_storage(settings.storage_url, s3_endpoint_url=settings.s3_endpoint_url)
-        storage.check()
-        prepare_work_dir(settings.work_dir)
-    except (MCNetError, StorageError, ValueError) as exc:
-        logger.error("%s", exc)
-        return 2
-    name = settings.worker_name or f"{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:6]}"
-    metrics.info.labels(name, str(animator.device), settings.precision).set(1)
-    if settings.metrics_port:
-        try:
-            start_http_server(settings.metrics_port, addr=settings.metrics_host, registry=registry)
-        except OSError as exc:
-            logger.error(
-                "The worker's metrics port %d on %s cannot be used (%s): set "
-                "MCNET_METRICS_PORT to a free port, or 0 to turn the metrics off.",
-                settings.metrics_port,
-                settings.metrics_host,
-                exc.strerror or exc,
-            )
-            return 2
-        logger.info("metrics on http://%s:%d/metrics", settings.metrics_host, settings.metrics_port)
-    connection = Redis.from_url(settings.redis_url, health_check_interval=30)
-    queue = Queue(settings.queue_name, connection=connection, serializer=SERIALIZER)
-    webhooks = webhook_sender(settings, connection, metrics)
-    parts = WorkerParts(
-        animator=animator,
-        storage=storage,
-        metrics=metrics,
-        settings=settings,
-        media_settings=media_settings(settings),
-        model=describe_model(settings),
-        webhooks=webhooks,
-        warmup=warmup,
-    )
-    worker = MCNetWorker([queue], parts, name=name, connection=connection)
-    try:
-        worker.work(
-            burst=args.burst, logging_level=logging.getLevelName(logger.getEffectiveLevel())
-        )
-    except WorkerNameTakenError as exc:
-        logger.error("%s", exc)
-        return 2
-    finally:
-        if webhooks is not None:
-            webhooks.close(grace=settings.webhook_timeout)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

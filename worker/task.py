@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-import os
 import time
-import uuid
 from collections import deque
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
@@ -24,6 +22,7 @@ import numpy as np
 
 from core.errors import InvalidInputError, JobCanceledError
 from core.face_detector import FaceDetector
+from core.files import replaced_atomically
 from core.media_probe import VideoInfo, probe_video
 from core.options import JobOptions
 from core.protocol import DEMO_MODEL, Progress, Stage
@@ -84,10 +83,6 @@ class _Job:
                 self.report(stage, offset + done, max(total, offset + done))
 
         return tick
-
-
-def _temp_path(output_path: Path) -> Path:
-    return output_path.with_name(f".{output_path.name}.{uuid.uuid4().hex[:12]}.part")
 
 
 def _reference(
@@ -162,7 +157,7 @@ def run_animation(
     Raises core.errors: NoFaceError("source"|"driving"), InvalidInputError and its
     subclasses UnsupportedMediaError / InputTooLargeError, InvalidOptionsError (a best_frame
     past the end), JobCanceledError (should_cancel() returned true; checked every frame).
-    `model` (worker.animator.describe_model) is written into the MP4's `comment` tag.
+    `model` (worker.model_loading.describe_model) is written into the MP4's `comment` tag.
     """
     started = time.monotonic()
     settings = settings or MediaSettings()
@@ -206,9 +201,8 @@ def run_animation(
     composer = _Composer.plan(options, canvas, box if paste_back else None, source, scan, settings)
     width, height = composer.width, composer.height
 
-    temp = _temp_path(output_path)
     audio_from = driving_path if options.audio and info.has_audio else None
-    try:
+    with replaced_atomically(output_path) as temp:
         with Mp4Writer(
             temp,
             width,
@@ -224,10 +218,6 @@ def run_animation(
                 writer, animator, options, source, reference, frames, composer, job, scan.frames
             )
             job.report(Stage.ENCODING, writer.frames, scan.frames)
-        os.replace(temp, output_path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
     job.report(Stage.DONE, writer.frames, writer.frames)
     seconds = time.monotonic() - started
     logger.info("wrote %s: %d frames in %.1f s", output_path, writer.frames, seconds)

@@ -25,14 +25,13 @@ import uuid
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from pydantic import TypeAdapter
 from redis import Redis
 from redis.exceptions import RedisError
 from rq.job import Job
 
 from core.errors import JobNotFoundError
-from core.jobs import JobInfo, JobQueue
-from core.protocol import JobState, Progress
+from core.jobs import JobQueue
+from core.protocol import Progress
 from core.settings import WorkerSettings
 from core.webhooks import (
     Address,
@@ -48,14 +47,6 @@ from core.webhooks import (
 from worker.metrics import WorkerMetrics
 
 logger = logging.getLogger(__name__)
-
-_JOB_JSON = TypeAdapter(JobInfo)
-_ENDED = (JobState.FINISHED, JobState.FAILED, JobState.CANCELED)
-
-
-def job_document(info: JobInfo) -> bytes:
-    """The job JSON a webhook carries: GET /jobs/{id}'s fields, without links."""
-    return _JOB_JSON.dump_json(info)
 
 
 @dataclass(order=True)
@@ -171,10 +162,10 @@ class WebhookSender:
                 logger.warning("webhook of job %s not sent: %s", message.job_id, exc)
                 self._count(message, "failed")
                 return
-            if message.event is WebhookEvent.COMPLETED and info.status not in _ENDED:
+            if message.event is WebhookEvent.COMPLETED and not info.ended:
                 self._count(message, "skipped")  # it goes back to the queue (retry, shutdown)
                 return
-            message.body = job_document(info)
+            message.body = info.webhook_json()
         message.attempt += 1
         try:
             address = resolve_checked(message.target.url, self.allowed)[0]

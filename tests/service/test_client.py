@@ -9,7 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from core.client import ApiError, Client, Job
+from core.client import ApiError, Client
+from core.job_view import JobView
 from core.protocol import JobState, Stage
 from service.app import create_app
 from tests.media_factory import probe_output
@@ -52,7 +53,7 @@ def test_client_submit_wait_download_cancel_list(stack: Stack, tmp_path: Path) -
             assert job.options["seed"] == 4 and job.options["audio"] is False
 
             stack.start_worker()  # now: the job waits, so the stream sees it move
-            seen: list[Job] = []
+            seen: list[JobView] = []
             final = api.wait(job.id, seen.append, timeout=120)
             assert final.status is JobState.FINISHED and final.ended
             assert final.progress == final.progress.__class__(Stage.DONE, 24, 24)

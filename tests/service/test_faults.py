@@ -52,7 +52,8 @@ def test_queued_jobs_survive_a_redis_restart(stack: Stack, tmp_path: Path) -> No
     source, driving = make_inputs(tmp_path, frames=2)
     with stack.api() as client:
         ids = [submit(client, source, driving, seed=str(i)).json()["id"] for i in range(3)]
-        stack.redis_server.restart()
+        stack.redis_server.stop()
+        stack.redis_server.start()
         for job_id in ids:
             body = wait_for(partial(_status_after_restart, client, job_id), 20, "the API")
             assert body["status"] == "queued"

@@ -6,12 +6,19 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 
-from tests.service.helpers import ROOT, free_port, make_inputs, submit, wait_for, wait_status
+from tests.service.helpers import (
+    ROOT,
+    free_port,
+    make_inputs,
+    serve_env,
+    submit,
+    wait_for,
+    wait_status,
+)
 
 
 def _worker_pids(parent: int) -> list[int]:
@@ -33,23 +40,13 @@ def _worker_pids(parent: int) -> list[int]:
 
 def test_serve_restarts_a_worker_that_dies(tmp_path: Path) -> None:
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MCNET_", "REDIS_URL"))}
-    env.pop("STORAGE_URL", None)
-    env.update(
-        {
-            "MCNET_MODEL_CONFIG": "tiny",
-            "MCNET_DEVICE": "cpu",
-            "OMP_NUM_THREADS": "1",
-            "PYTHONPATH": str(ROOT),
-            "MCNET_HEARTBEAT_INTERVAL": "0.5",
-            "MCNET_LEASE_TTL": "4",
-            "MCNET_RECOVERY_INTERVAL": "0.5",
-        }
+    command, env = serve_env(
+        port,
+        tmp_path / "data",
+        MCNET_HEARTBEAT_INTERVAL="0.5",
+        MCNET_LEASE_TTL="4",
+        MCNET_RECOVERY_INTERVAL="0.5",
     )
-    command = [
-        sys.executable, "-m", "core.cli", "serve", "--demo-weights", "--port", str(port),
-        "--data", str(tmp_path / "data"), "--worker-metrics-port", "0",
-    ]  # fmt: skip
     log_path = tmp_path / "serve.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)

@@ -159,7 +159,7 @@ def test_dead_worker_noticed_without_polling(stack: Stack, tmp_path: Path) -> No
 
 
 def test_worker_name_reusable_after_kill(stack: Stack, tmp_path: Path) -> None:
-    env = worker_env(stack.redis_server.url(), stack.storage_url, stack.queue)
+    env = worker_env(stack.redis_server.url, stack.storage_url, stack.queue)
     name = f"{stack.queue}-fixed"
     first = WorkerProcess(env, tmp_path / "first.log", name)
     stack.workers.append(first)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from core.keys import parse_api_keys
 from tests.service.conftest import Stack
 from tests.service.helpers import make_inputs, submit
 
@@ -30,6 +31,8 @@ def test_queue_cap(stack: Stack, tmp_path: Path) -> None:
         refused = submit(client, source, driving)
         assert refused.status_code == 429, refused.text
         assert refused.headers["Retry-After"] and "queue is full" in refused.json()["detail"]
+        metrics = client.get("/metrics").text
+    assert 'mcnet_rate_limited_total{key="anonymous",reason="queue_full"} 1.0' in metrics
 
 
 def test_frame_budget_per_key(stack: Stack, tmp_path: Path) -> None:
@@ -41,3 +44,6 @@ def test_frame_budget_per_key(stack: Stack, tmp_path: Path) -> None:
         assert refused.status_code == 429 and "budget" in refused.json()["detail"]
         client.headers["Authorization"] = "Bearer k2"
         assert submit(client, source, driving).status_code == 202
+        metrics = client.get("/metrics").text
+    name = parse_api_keys(["k1"])[0].name
+    assert f'mcnet_rate_limited_total{{key="{name}",reason="frame_budget"}} 1.0' in metrics

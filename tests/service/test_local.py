@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
@@ -12,7 +11,16 @@ from pathlib import Path
 import httpx
 
 from service.local import find_redis_server, serve_worker_env, worker_command
-from tests.service.helpers import ROOT, free_port, make_inputs, submit, wait_for, wait_status
+from tests.service.helpers import (
+    ROOT,
+    clean_env,
+    free_port,
+    make_inputs,
+    serve_env,
+    submit,
+    wait_for,
+    wait_status,
+)
 
 
 def _port_open(port: int) -> bool:
@@ -24,21 +32,8 @@ def _port_open(port: int) -> bool:
 def test_serve_runs_everything_and_stops_cleanly(tmp_path: Path) -> None:
     assert find_redis_server() is not None
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MCNET_", "REDIS_URL"))}
-    env.pop("STORAGE_URL", None)
-    env.update(
-        {
-            "MCNET_MODEL_CONFIG": "tiny",
-            "MCNET_DEVICE": "cpu",
-            "OMP_NUM_THREADS": "1",
-            "PYTHONPATH": str(ROOT),
-        }
-    )
     data = tmp_path / "data"
-    command = [
-        sys.executable, "-m", "core.cli", "serve", "--demo-weights", "--port", str(port),
-        "--data", str(data), "--worker-metrics-port", "0",
-    ]  # fmt: skip
+    command, env = serve_env(port, data)
     log = open(tmp_path / "serve.log", "wb")  # noqa: SIM115
     process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     try:
@@ -71,8 +66,7 @@ def test_serve_runs_everything_and_stops_cleanly(tmp_path: Path) -> None:
 
 
 def test_serve_refuses_to_start_without_a_model(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MCNET_")}
-    env["PYTHONPATH"] = str(ROOT)
+    env = clean_env()
     answer = subprocess.run(
         [sys.executable, "-m", "core.cli", "serve", "--data", str(tmp_path)],
         env=env, cwd=ROOT, capture_output=True, text=True, timeout=60,
@@ -101,8 +95,7 @@ def test_worker_command_passes_model_options_through() -> None:
 
 
 def test_a_taken_port_ends_serve_with_one_line_naming_the_setting(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MCNET_", "REDIS_URL"))}
-    env["PYTHONPATH"] = str(ROOT)
+    env = clean_env("REDIS_URL")
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()

@@ -42,4 +42,4 @@ def test_openapi_documents_the_api_for_programs(stack: Stack) -> None:
     assert "replay" in answer["status"]["description"]  # not "always queued"
     assert "current status" in answer["status"]["description"]
     assert {"estimated_seconds", "warnings"} <= set(answer)
-    assert "estimated_seconds" in schema["components"]["schemas"]["JobBody"]["properties"]
+    assert "estimated_seconds" in schema["components"]["schemas"]["JobView"]["properties"]

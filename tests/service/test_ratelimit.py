@@ -31,7 +31,7 @@ def test_requests_per_minute_per_key(stack: Stack) -> None:
         client.headers["Authorization"] = "Bearer k-batch"
         assert client.get("/jobs").status_code == 200  # each key has its own budget
         metrics = client.get("/metrics").text
-    assert 'mcnet_rate_limited_total{key="shop",limit="requests"} 1.0' in metrics
+    assert 'mcnet_rate_limited_total{key="shop",reason="requests"} 1.0' in metrics
     assert "k-shop" not in metrics
 
 
@@ -51,7 +51,7 @@ def test_jobs_at_once_per_key(stack: Stack, tmp_path: Path) -> None:
         assert submit(client, source, driving).status_code == 429
         metrics = client.get("/metrics").text
         jobs = client.get("/jobs").json()["jobs"]
-    assert 'mcnet_rate_limited_total{key="shop",limit="concurrent_jobs"} 2.0' in metrics
+    assert 'mcnet_rate_limited_total{key="shop",reason="concurrent_jobs"} 2.0' in metrics
     assert 'mcnet_jobs_submitted_by_key_total{key="shop"} 3.0' in metrics
     assert 'mcnet_jobs_submitted_by_key_total{key="batch"} 1.0' in metrics
     assert len(jobs) == 3 and second in {job["id"] for job in jobs}

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.service.conftest import Stack, redis_server  # noqa: F401 (the shared Redis fixture)
-from tests.service.helpers import ApiServer, RedisServer
+from service.local import EmbeddedRedis
+from tests.service.conftest import Stack
+from tests.service.helpers import ApiServer
 from tests.web.browser import DESKTOP, browser_missing, chromium, open_page, web_app
 
 API_KEY = "web-test-key"
@@ -37,7 +38,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(scope="module")
 def web_stack(
-    redis_server: RedisServer,  # noqa: F811
+    redis_server: EmbeddedRedis,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Stack]:
     """A queue, storage folder and one worker (tiny model) shared by a module's tests."""

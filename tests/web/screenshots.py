@@ -15,8 +15,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from tests.conftest import start_redis
 from tests.service.conftest import Stack
-from tests.service.helpers import ApiServer, RedisServer
+from tests.service.helpers import ApiServer
 from tests.web.browser import (
     DESKTOP,
     PHONE,
@@ -123,8 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="mcnet-screens-") as folder:
         tmp = Path(folder)
-        redis = RedisServer(tmp / "redis")
-        redis.start()
+        redis = start_redis(tmp / "redis")
         stack = Stack(redis, tmp)
         try:
             stack.start_worker()

@@ -160,12 +160,12 @@ def test_the_output_path_is_checked_before_any_work(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog, face_photo: Path, short_video: Path,
     output: str, words: str,
 ) -> None:  # fmt: skip
-    import worker.animator
+    import worker.model_loading
 
     def no_model(*_: object) -> None:
         raise AssertionError("the model was loaded before the output path was checked")
 
-    monkeypatch.setattr(worker.animator, "load_animator", no_model)
+    monkeypatch.setattr(worker.model_loading, "load_animator", no_model)
     (tmp_path / "folder.mp4").mkdir()
     target = tmp_path / output
     with caplog.at_level(logging.ERROR):

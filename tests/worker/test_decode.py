@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from core.errors import InputTooLargeError, InvalidInputError, UnsupportedMediaError
-from core.media_probe import MediaLimits
+from core.media_probe import MediaLimits, fit_within
 from tests.media_factory import (
     CONTAINERS,
     image_bytes,
@@ -22,7 +22,7 @@ from tests.media_factory import (
     write_gif,
     write_video,
 )
-from worker.media.decode import RateMeter, decode_frames, fit_within, read_frames
+from worker.media.decode import RateMeter, decode_frames, read_frames
 from worker.media.encode import Mp4Writer
 
 

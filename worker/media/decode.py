@@ -21,13 +21,16 @@ import cv2
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
-from core.errors import InputTooLargeError, InvalidInputError
+from core.errors import InvalidInputError
 from core.media_probe import (
     MediaLimits,
     average_rate,
+    check_duration,
+    check_frame_count,
     check_video_size,
     declared_rate,
     display_rotation,
+    fit_within,
     open_video_container,
 )
 
@@ -39,14 +42,6 @@ _CV2_ROTATE = {
     180: cv2.ROTATE_180,
     270: cv2.ROTATE_90_CLOCKWISE,
 }
-
-
-def fit_within(width: int, height: int, max_side: int | None) -> tuple[int, int]:
-    """(width, height) scaled down (never up) so the longer side is at most `max_side`."""
-    if max_side is None or max(width, height) <= max_side:
-        return width, height
-    scale = max_side / max(width, height)
-    return max(1, round(width * scale)), max(1, round(height * scale))
 
 
 @dataclass
@@ -122,18 +117,11 @@ def decode_frames(
                 check_video_size(frame.width, frame.height, limits)
                 rotation = display_rotation(frame, stream)
                 coded_size = fit_within(frame.width, frame.height, max_side)
-            if index >= limits.max_video_frames:
-                raise InputTooLargeError(
-                    f"The driving video has more than {limits.max_video_frames} frames; please "
-                    "send a shorter video."
-                )
+            check_frame_count(index + 1, limits)
             ts = frame.pts if frame.pts is not None else frame.dts
             time = ts * time_base if ts is not None and time_base else None
-            if time is not None and time > limits.max_video_seconds * 1.01:
-                raise InputTooLargeError(
-                    f"The driving video lasts more than {limits.max_video_seconds:.0f} s; please "
-                    "send a shorter video."
-                )
+            if time is not None:
+                check_duration(time, limits)
             duration = frame.duration * time_base if frame.duration and time_base else None
             yield DecodedFrame(
                 index, time, duration, rate, frame, rotation, coded_size, reformatter

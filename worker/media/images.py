@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from core.media_probe import MediaLimits, open_photo
+from core.media_probe import MediaLimits, fit_within, open_photo
 
 logger = logging.getLogger(__name__)
 
@@ -60,8 +60,7 @@ def load_image(
 def cap_size(image: np.ndarray, max_side: int | None) -> np.ndarray:
     """`image` area-downscaled so its longer side is at most `max_side` (no upscaling)."""
     height, width = image.shape[:2]
-    if max_side is None or max(height, width) <= max_side:
+    size = fit_within(width, height, max_side)
+    if size == (width, height):
         return image
-    scale = max_side / max(height, width)
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA)

@@ -5,9 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from core.encoding import EncodeSettings
-from core.media_probe import MediaLimits
-
-MAX_SIDE = 1920  # longer side driving frames are read at
+from core.media_probe import MAX_WORKING_SIDE, MediaLimits
 
 
 @dataclass(frozen=True)
@@ -16,7 +14,9 @@ class MediaSettings:
 
     limits: MediaLimits = field(default_factory=MediaLimits)
     encode: EncodeSettings = field(default_factory=EncodeSettings)
-    driving_max_side: int = MAX_SIDE  # driving frames are downscaled to this before cropping
+    driving_max_side: int = (
+        MAX_WORKING_SIDE  # driving frames are downscaled to this before cropping
+    )
     detect_samples: int = 32  # driving frames sampled through the clip to place its crop box
     side_by_side_max_height: int = 720  # panel height of layout=side_by_side with paste-back
 

@@ -1,4 +1,5 @@
-"""The HTTP routes: submit, status, result (with Range), cancel, health, metrics.
+"""The routes of a key's jobs: submit, status, result (with Range), cancel, the caller's
+list of jobs and a job's progress events.
 
 Routes read the app's services through `ServicesDep`; failures are domain errors that
 carry their HTTP status (core.errors), answered by the app's one exception handler.
@@ -6,71 +7,47 @@ carry their HTTP status (core.errors), answered by the app's one exception handl
 
 from __future__ import annotations
 
-import logging
-from typing import Annotated, Any
+from collections.abc import AsyncIterator
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Request, Response
-from fastapi.responses import JSONResponse, RedirectResponse, StreamingResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi.responses import RedirectResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from core.errors import (
+    InvalidRequestError,
     JobStateError,
     RangeNotSatisfiableError,
-    RateLimitedError,
     ResultGoneError,
 )
 from core.estimate import long_job_warning
 from core.idempotency import check_idempotency_key
-from core.jobs import JobInfo
-from core.protocol import DEMO_MODEL, JobState, Stage
-from core.storage import Storage, StorageError, check_writable, result_key
-from service.deps import OwnerDep, Services, ServicesDep, check_owner, require_key
+from core.job_view import JobView, Links
+from core.protocol import JobState
+from core.storage import Storage, result_key
+from service.deps import (
+    OwnerDep,
+    Services,
+    ServicesDep,
+    check_owner,
+    limit_requests,
+    require_key,
+)
 from service.ranges import parse_range
-from service.ratelimit import limit_requests
+from service.routes.responses import ERRORS, KEYED_RESPONSES, NOT_FOUND
 from service.schemas import (
     ErrorBody,
-    JobBody,
-    Links,
-    StageBody,
+    JobList,
     SubmitResponse,
     animate_request_schema,
 )
 from service.submit import submit_job
 
-logger = logging.getLogger(__name__)
-
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorBody, "description": text}
-    for code, text in {
-        400: "Malformed multipart body.",
-        413: "A file, its pixel count, frame count or duration is over a limit.",
-        415: "Not a usable image or video (wrong kind, empty, damaged, truncated).",
-        422: "Missing parts, unknown fields, invalid options, or (crop=auto) no face in the "
-        "photo or in the driving video.",
-    }.items()
-}
-_NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {"model": ErrorBody, "description": "No such job."}
-}
-
-# Every route of a key's jobs: the key check and the request limit answer these, and a
-# job queue or file store out of reach a 503.
-KEYED_RESPONSES: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorBody, "description": "Missing or unknown API key (when keys are on)."},
-    429: {
-        "model": ErrorBody,
-        "description": "Over the key's requests per minute (or, on POST /animate, its jobs "
-        "at once); `Retry-After` says when to try again.",
-        "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds."}},
-    },
-    503: {"model": ErrorBody, "description": "The job queue or the file store is unavailable."},
-}
+KEEPALIVE_SECONDS = 15.0
 
 jobs_router = APIRouter(
     dependencies=[Depends(require_key), Depends(limit_requests)], responses=KEYED_RESPONSES
 )
-health_router = APIRouter()
 
 
 def _links(request: Request, job_id: str) -> Links:
@@ -82,25 +59,11 @@ def _links(request: Request, job_id: str) -> Links:
     )
 
 
-def job_body(request: Request, info: JobInfo) -> JobBody:
+def job_view(request: Request, info: JobView) -> JobView:
+    """The job as the API answers it: with its links, and its result's URL once finished."""
     links = _links(request, info.id)
-    return JobBody(
-        id=info.id,
-        status=info.status.value,
-        progress=info.progress,
-        created_at=info.created_at,
-        started_at=info.started_at,
-        ended_at=info.ended_at,
-        error=info.error,
-        options=info.options,
-        warnings=info.warnings,
-        precision=info.precision,
-        result_url=links.result if info.status is JobState.FINISHED else None,
-        model=info.model,
-        queue_position=info.queue_position,
-        estimated_seconds=info.estimated_seconds,
-        links=links,
-    )
+    result_url = links.result if info.status is JobState.FINISHED else None
+    return info.model_copy(update={"links": links, "result_url": result_url})
 
 
 @jobs_router.post(
@@ -119,7 +82,7 @@ def job_body(request: Request, info: JobInfo) -> JobBody:
                 },
             },
         },
-        **_ERRORS,
+        **ERRORS,
     },
     openapi_extra={"requestBody": animate_request_schema()},
     summary="Animate a photo with a driving video",
@@ -143,15 +106,9 @@ async def animate(
     any option fields. Answers 202 with the job id; follow `links.self` or `links.events`."""
     key = check_idempotency_key(idempotency_key) if idempotency_key is not None else None
     retry = key is not None and await run_in_threadpool(services.idempotency.known, owner, key)
-    try:
-        if not retry:  # a retried submit gets its first job back, whatever the limit
-            await run_in_threadpool(services.limits.check_jobs, owner)
-    except RateLimitedError:
-        services.metrics.rate_limited.labels(owner, "concurrent_jobs").inc()
-        raise
+    if not retry:  # a retried submit gets its first job back, whatever the limit
+        await run_in_threadpool(services.limits.check_jobs, owner)
     job_id, replayed = await submit_job(request, services, owner, key)
-    if not replayed:
-        await run_in_threadpool(services.limits.track, owner, job_id)
     links = _links(request, job_id)
     response.headers["Location"] = links.self
     info = await run_in_threadpool(services.jobs.info, job_id)
@@ -170,17 +127,17 @@ async def animate(
 @jobs_router.get(
     "/jobs/{job_id}",
     name="job_status",
-    response_model=JobBody,
-    responses=_NOT_FOUND,
+    response_model=JobView,
+    responses=NOT_FOUND,
     summary="Status and progress of a job",
 )
 async def job_status(
     job_id: str, request: Request, services: ServicesDep, owner: OwnerDep
-) -> JobBody:
+) -> JobView:
     """State (queued, started, finished, failed, canceled), progress, times, options."""
     await run_in_threadpool(check_owner, services, owner, job_id)
     info = await run_in_threadpool(services.jobs.info, job_id)
-    return job_body(request, info)
+    return job_view(request, info)
 
 
 @jobs_router.head("/jobs/{job_id}/result", include_in_schema=False)
@@ -223,7 +180,7 @@ async def job_result(
     return await _send_file(request, key, size, job_id, services.storage)
 
 
-def _no_result_yet(info: JobInfo) -> str:
+def _no_result_yet(info: JobView) -> str:
     """Why a job that has not finished has no result."""
     if info.status is JobState.CANCELED:
         return "The job was canceled; there is no result."
@@ -236,80 +193,20 @@ def _no_result_yet(info: JobInfo) -> str:
 @jobs_router.delete(
     "/jobs/{job_id}",
     status_code=202,
-    response_model=JobBody,
+    response_model=JobView,
     responses={
-        **_NOT_FOUND,
+        **NOT_FOUND,
         409: {"model": ErrorBody, "description": "The job has already finished or failed."},
     },
     summary="Cancel a job",
 )
 async def cancel_job(
     job_id: str, request: Request, services: ServicesDep, owner: OwnerDep
-) -> JobBody:
+) -> JobView:
     """A queued job never runs; a running one stops between frame batches."""
     await run_in_threadpool(check_owner, services, owner, job_id)
     info = await run_in_threadpool(services.jobs.cancel, job_id)
-    return job_body(request, info)
-
-
-@health_router.get("/healthz", summary="The process is alive")
-async def healthz() -> dict[str, str]:
-    """Always 200 while the process serves requests."""
-    return {"status": "ok"}
-
-
-@health_router.get("/stages", summary="The stages of a job, in the order they come")
-async def stages() -> list[StageBody]:
-    """Each stage `progress.stage` can take, with a label for people."""
-    return [StageBody(stage=stage, label=stage.label) for stage in Stage]
-
-
-@health_router.get(
-    "/readyz",
-    summary="Redis reachable, storage usable, and at least one worker alive",
-    responses={503: {"description": "Not ready; `detail` says why."}},
-)
-async def readyz(services: ServicesDep) -> JSONResponse:
-    """200 when jobs can be queued and run; 503 with the reason otherwise."""
-    return await run_in_threadpool(_readiness, services)
-
-
-@health_router.get(
-    "/metrics",
-    summary="Prometheus metrics",
-    response_class=Response,
-    responses={503: KEYED_RESPONSES[503]},
-)
-async def metrics(services: ServicesDep) -> Response:
-    """Prometheus text format."""
-    body = await run_in_threadpool(generate_latest, services.registry)
-    return Response(body, media_type=CONTENT_TYPE_LATEST)
-
-
-def _readiness(services: Services) -> JSONResponse:
-    jobs, storage = services.jobs, services.storage
-    state: dict[str, Any] = {"redis": jobs.ping(), "workers": 0, "storage": True}
-    problems = []
-    if state["redis"]:
-        models = jobs.live_models()
-        state["workers"] = len(models)
-        state["models"] = sorted(set(models))  # checkpoint name and sha256 prefix, or "demo"
-        state["demo"] = DEMO_MODEL in models
-        if state["workers"] < 1:
-            problems.append("no worker is alive")
-    else:
-        problems.append("Redis cannot be reached")
-    try:
-        storage.check()
-        if services.spool_dir is not None:
-            check_writable(services.spool_dir)
-    except StorageError as exc:
-        state["storage"] = False
-        logger.warning("not ready: %s", exc)  # the path stays in the log, not in the answer
-        problems.append("storage is not writable (unavailable, read-only or full)")
-    if problems:
-        return JSONResponse({"detail": "Not ready: " + "; ".join(problems) + ".", **state}, 503)
-    return JSONResponse({"status": "ready", **state})
+    return job_view(request, info)
 
 
 async def _send_file(
@@ -338,3 +235,87 @@ async def _send_file(
         return Response(status_code=status, headers=headers, media_type="video/mp4")
     chunks = await run_in_threadpool(storage.iter_range, key, start, end)
     return StreamingResponse(chunks, status_code=status, headers=headers, media_type="video/mp4")
+
+
+def _owned_jobs(
+    services: Services, owner: str, status: JobState | None, limit: int, cursor: str | None
+) -> tuple[list[JobView], str | None]:
+    try:
+        page = services.owners.page(owner, limit, cursor)
+    except ValueError as exc:
+        raise InvalidRequestError(
+            "The cursor is not one this service gave out; pass `next_cursor` as it came."
+        ) from exc
+    infos = services.jobs.infos(page.job_ids)
+    services.owners.forget(owner, [job_id for job_id in page.job_ids if job_id not in infos])
+    listed = [infos[job_id] for job_id in page.job_ids if job_id in infos]
+    if status is not None:
+        listed = [info for info in listed if info.status is status]
+    return listed, page.cursor
+
+
+@jobs_router.get(
+    "/jobs",
+    response_model=JobList,
+    responses={422: {"model": ErrorBody, "description": "A malformed cursor or filter."}},
+    summary="The caller's jobs, newest first",
+)
+async def list_jobs(
+    request: Request,
+    services: ServicesDep,
+    owner: OwnerDep,
+    status: Annotated[JobState | None, Query(description="Only jobs in this state.")] = None,
+    limit: Annotated[int, Query(ge=1, le=100, description="Jobs per page.")] = 20,
+    cursor: Annotated[str | None, Query(description="`next_cursor` of the last page.")] = None,
+) -> JobList:
+    """Jobs made with the caller's API key (every job when the service has no keys),
+    newest first, as long as Redis keeps them."""
+    infos, next_cursor = await run_in_threadpool(
+        _owned_jobs, services, owner, status, limit, cursor
+    )
+    return JobList(jobs=[job_view(request, info) for info in infos], next_cursor=next_cursor)
+
+
+def _event(request: Request, info: JobView) -> str:
+    body = job_view(request, info).model_dump_json()
+    return f"event: {'end' if info.ended else 'progress'}\ndata: {body}\n\n"
+
+
+@jobs_router.get(
+    "/jobs/{job_id}/events",
+    name="job_events",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "content": {"text/event-stream": {"schema": JobView.model_json_schema()}},
+            "description": "Server-Sent Events: `progress` each time the job changes (its "
+            "data: the job JSON with `queue_position`), then one `end` with the final job "
+            "JSON, after which the stream closes. Comment lines keep the connection alive.",
+        },
+        404: {"model": ErrorBody, "description": "No such job."},
+    },
+    summary="Live progress of a job (Server-Sent Events)",
+)
+async def job_events(
+    job_id: str, request: Request, services: ServicesDep, owner: OwnerDep
+) -> StreamingResponse:
+    """Stage, frames done and total, queue position while waiting, and the final status."""
+    await run_in_threadpool(check_owner, services, owner, job_id)
+    await run_in_threadpool(services.jobs.info, job_id)  # 404 before the stream starts
+    watcher = services.watcher
+
+    async def stream() -> AsyncIterator[str]:
+        last = ""
+        async for snapshot in watcher.watch(job_id, KEEPALIVE_SECONDS):
+            if snapshot is None:
+                yield ": keepalive\n\n"
+                continue
+            if snapshot.info is None:  # expired while watched
+                return
+            text = _event(request, snapshot.info)
+            if text != last:
+                yield text
+                last = text
+
+    headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+    return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)

@@ -11,7 +11,7 @@ import pytest
 
 from core.settings import WorkerSettings
 from worker.rq_task import JOB_FOLDER_PREFIX
-from worker.rq_worker import _parser, media_settings, prepare_work_dir, settings_from_args
+from worker.worker_main import build_parser, media_settings, prepare_work_dir, settings_from_args
 
 
 def test_media_settings_carry_limits_and_encoding() -> None:
@@ -23,9 +23,9 @@ def test_media_settings_carry_limits_and_encoding() -> None:
 
 def test_command_line_overrides_only_what_it_names() -> None:
     base = WorkerSettings(precision="fp16", compile=False, batch_size=4)
-    plain = settings_from_args(_parser().parse_args([]), base)
+    plain = settings_from_args(build_parser().parse_args([]), base)
     assert (plain.precision, plain.compile, plain.batch_size) == ("fp16", False, 4)
-    given = settings_from_args(_parser().parse_args(["--compile", "--batch-size", "8"]), base)
+    given = settings_from_args(build_parser().parse_args(["--compile", "--batch-size", "8"]), base)
     assert (given.precision, given.compile, given.batch_size) == ("fp16", True, 8)
 
 

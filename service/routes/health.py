@@ -1,0 +1,81 @@
+"""The operator's routes: liveness, readiness, the stages of a job, Prometheus metrics."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.concurrency import run_in_threadpool
+
+from core.protocol import DEMO_MODEL, Stage
+from core.storage import StorageError, check_writable
+from service.deps import Services, ServicesDep
+from service.routes.responses import KEYED_RESPONSES
+from service.schemas import StageBody
+
+logger = logging.getLogger(__name__)
+
+health_router = APIRouter()
+
+
+@health_router.get("/healthz", summary="The process is alive")
+async def healthz() -> dict[str, str]:
+    """Always 200 while the process serves requests."""
+    return {"status": "ok"}
+
+
+@health_router.get("/stages", summary="The stages of a job, in the order they come")
+async def stages() -> list[StageBody]:
+    """Each stage `progress.stage` can take, with a label for people."""
+    return [StageBody(stage=stage, label=stage.label) for stage in Stage]
+
+
+@health_router.get(
+    "/readyz",
+    summary="Redis reachable, storage usable, and at least one worker alive",
+    responses={503: {"description": "Not ready; `detail` says why."}},
+)
+async def readyz(services: ServicesDep) -> JSONResponse:
+    """200 when jobs can be queued and run; 503 with the reason otherwise."""
+    return await run_in_threadpool(_readiness, services)
+
+
+@health_router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={503: KEYED_RESPONSES[503]},
+)
+async def metrics(services: ServicesDep) -> Response:
+    """Prometheus text format."""
+    body = await run_in_threadpool(generate_latest, services.registry)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+
+def _readiness(services: Services) -> JSONResponse:
+    jobs, storage = services.jobs, services.storage
+    state: dict[str, Any] = {"redis": jobs.ping(), "workers": 0, "storage": True}
+    problems = []
+    if state["redis"]:
+        models = jobs.live_models()
+        state["workers"] = len(models)
+        state["models"] = sorted(set(models))  # checkpoint name and sha256 prefix, or "demo"
+        state["demo"] = DEMO_MODEL in models
+        if state["workers"] < 1:
+            problems.append("no worker is alive")
+    else:
+        problems.append("Redis cannot be reached")
+    try:
+        storage.check()
+        if services.spool_dir is not None:
+            check_writable(services.spool_dir)
+    except StorageError as exc:
+        state["storage"] = False
+        logger.warning("not ready: %s", exc)  # the path stays in the log, not in the answer
+        problems.append("storage is not writable (unavailable, read-only or full)")
+    if problems:
+        return JSONResponse({"detail": "Not ready: " + "; ".join(problems) + ".", **state}, 503)
+    return JSONResponse({"status": "ready", **state})
