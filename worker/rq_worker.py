@@ -16,9 +16,14 @@ not use CUDA after the parent touched it) that adds what a long GPU job needs:
   instead of quitting;
 - outcomes: a domain error (bad input) or a timeout fails the job at once with a
   readable reason (no retry); a cancel ends it `canceled`; anything else is retried;
-- SIGTERM: the current job may run `shutdown_grace` more seconds, then it stops
-  between batches and goes back to the front of the queue; a second signal stops at
-  once (the job is requeued too);
+- SIGTERM (an autoscaler removing the worker): the current job may run
+  `shutdown_grace` more seconds, then it stops between batches and goes back to the
+  front of the queue without spending a retry; a job taken from the queue but not
+  started yet goes straight back; an idle worker quits within `_IDLE_WAIT_S`. No
+  exception is thrown into the job: the signal only sets a flag. The run also marks the
+  job shut down (core.lease), so that if SIGKILL comes first (a grace period shorter
+  than the rest of the job) recovery puts it back without spending a retry either. A
+  second signal stops at once (the job is requeued too);
 - its own Prometheus `/metrics` port, model load time included;
 - a health file (`MCNET_HEALTH_FILE`) touched after each heartbeat Redis took, for a
   container healthcheck: it exists only once the model is loaded;
@@ -27,6 +32,7 @@ not use CUDA after the parent touched it) that adds what a long GPU job needs:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
 import threading
@@ -51,13 +57,14 @@ from rq.worker import WorkerStatus
 
 from core.estimate import record_speed
 from core.jobs import MODEL_FIELD, SERIALIZER, JobQueue
-from core.lease import Lease, LeaseLostError, Refusal
+from core.lease import Lease, LeaseLostError, Refusal, mark_shutdown
 from core.protocol import Outcome, Progress, Stage
 from core.storage import StorageError
 from worker.outcomes import Verdict, job_outcome, verdict_of
 from worker.recovery import Recovery, fence_keep
 from worker.redis_retry import retrying
 from worker.rq_internals import (
+    ask_to_stop,
     enqueue_at_front,
     handle_failure,
     handle_success,
@@ -76,13 +83,17 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+_IDLE_WAIT_S = 5  # longest wait for a job in one go: an idle worker sees SIGTERM this soon
+
 
 @dataclass(frozen=True)
 class _Run:
-    """One run of a job on this worker: its lease and whether it was lost."""
+    """One run of a job on this worker: its lease, whether it was lost, and whether the
+    job is marked as stopped by a shutdown (core.lease.mark_shutdown)."""
 
     lease: Lease
     lost: threading.Event
+    marked: threading.Event = dataclasses.field(default_factory=threading.Event)
 
 
 class MCNetWorker(SimpleWorker):
@@ -171,6 +182,7 @@ class MCNetWorker(SimpleWorker):
     def _beat(self, job: Job, execution: Execution, run: _Run, stop: threading.Event) -> None:
         while not stop.wait(self.heartbeat_interval):
             try:
+                self._mark_shutdown(run)
                 if not run.lease.renew():
                     logger.warning("job %s: another worker took the job over", job.id)
                     run.lost.set()
@@ -194,6 +206,9 @@ class MCNetWorker(SimpleWorker):
         """Take the job's lease, run it with heartbeats, context and metrics around it."""
         settings = self.parts.settings
         metrics = self.parts.metrics
+        if stop_requested(self):  # taken from the queue as SIGTERM came: not started
+            self._give_back(job, queue)
+            return
         try:
             lease = retrying(
                 lambda: Lease.acquire(
@@ -422,9 +437,73 @@ class MCNetWorker(SimpleWorker):
             logger.info("shutdown: the current job may run %.0f s more", self.shutdown_grace)
         super().request_stop(signum, frame)
 
+    def _shutdown(self) -> None:
+        """RQ's warm shutdown without its exception: RQ throws StopRequested into whatever
+        runs when the worker is not busy, which can strand a job just taken from the
+        queue. Here the signal only sets the flag; the idle wait and the job read it."""
+        ask_to_stop(self)
+
     def shutdown_due(self) -> bool:
-        """Whether the running job must stop now because the worker is shutting down."""
-        return self._deadline is not None and time.monotonic() >= self._deadline
+        """Whether the running job must stop now because the worker is shutting down
+        (called between frames; the first call after SIGTERM marks the job)."""
+        if self._deadline is None:
+            return False
+        run = self._run
+        if run is not None:
+            try:
+                self._mark_shutdown(run)
+            except RedisError as exc:
+                logger.warning("shutdown mark not saved: %s", exc)  # the heartbeat tries again
+        return time.monotonic() >= self._deadline
+
+    def _mark_shutdown(self, run: _Run) -> None:
+        """Once SIGTERM came: mark the job's run as stopped by a shutdown (core.lease)."""
+        if self._deadline is None or run.marked.is_set():
+            return
+        mark_shutdown(
+            self.connection, run.lease.job_id, run.lease.fence, fence_keep(self.parts.settings)
+        )
+        run.marked.set()
+
+    def dequeue_job_and_maintain_ttl(
+        self, timeout: int | None, max_idle_time: int | None = None
+    ) -> tuple[Job, Queue] | None:
+        """RQ's wait for a job, in waits of at most `_IDLE_WAIT_S` seconds so that a stop
+        request is seen soon; a job taken as the request came goes back to the front of
+        its queue. None once a stop is requested (or, as RQ's, when idle too long)."""
+        if timeout is None:  # burst: RQ's own, it does not block
+            result = super().dequeue_job_and_maintain_ttl(None, max_idle_time)
+        else:
+            idle_since = time.monotonic()
+            result = None
+            while result is None:
+                if stop_requested(self):
+                    logger.info("worker %s: stopping on request", self.name)
+                    return None
+                if max_idle_time is not None and time.monotonic() - idle_since >= max_idle_time:
+                    return None
+                wait = min(timeout, _IDLE_WAIT_S)
+                result = super().dequeue_job_and_maintain_ttl(wait, wait)
+        if result is not None and stop_requested(self):
+            self._give_back(*result)
+            return None
+        return result
+
+    def _give_back(self, job: Job, queue: Queue) -> None:
+        """Put a job this worker took but did not start back at the front of its queue."""
+
+        def give_back() -> None:
+            with self.connection.pipeline() as pipe:
+                pipe.lrem(queue.intermediate_queue_key, 1, job.id)
+                queue.push_job_id(job.id, pipeline=pipe, at_front=True)
+                pipe.execute()
+
+        try:
+            retrying(give_back, f"job {job.id}: give back", self.patience)
+        except RedisError as exc:
+            logger.error("job %s: not given back (%s); RQ's maintenance requeues it", job.id, exc)
+            return
+        logger.info("job %s: the worker is shutting down; put back in the queue unstarted", job.id)
 
     # maintenance ------------------------------------------------------------------------
     def clean_registries(self) -> None:

@@ -35,11 +35,13 @@ async def stages() -> list[StageBody]:
 
 @health_router.get(
     "/readyz",
-    summary="Redis reachable, storage usable, and at least one worker alive",
+    summary="This API can accept jobs: Redis reachable, storage usable",
     responses={503: {"description": "Not ready; `detail` says why."}},
 )
 async def readyz(services: ServicesDep) -> JSONResponse:
-    """200 when jobs can be queued and run; 503 with the reason otherwise."""
+    """200 when jobs can be queued, 503 with the reason otherwise. Workers do not count:
+    with none (scaled to zero) jobs wait in the queue; `workers` and
+    `workers_available` (and the `mcnet_workers_alive` metric) say how many are live."""
     return await run_in_threadpool(_readiness, services)
 
 
@@ -64,8 +66,6 @@ def _readiness(services: Services) -> JSONResponse:
         state["workers"] = len(models)
         state["models"] = sorted(set(models))  # checkpoint name and sha256 prefix, or "demo"
         state["demo"] = DEMO_MODEL in models
-        if state["workers"] < 1:
-            problems.append("no worker is alive")
     else:
         problems.append("Redis cannot be reached")
     try:
@@ -76,6 +76,9 @@ def _readiness(services: Services) -> JSONResponse:
         state["storage"] = False
         logger.warning("not ready: %s", exc)  # the path stays in the log, not in the answer
         problems.append("storage is not writable (unavailable, read-only or full)")
+    # Readiness of this API only: jobs submitted with no live worker wait in the queue
+    # (an autoscaler starts one on the queue's length).
+    state["workers_available"] = state["workers"] > 0
     if problems:
         return JSONResponse({"detail": "Not ready: " + "; ".join(problems) + ".", **state}, 503)
     return JSONResponse({"status": "ready", **state})

@@ -11,7 +11,16 @@ from redis import Redis
 from redis.exceptions import WatchError
 from rq.job import Job
 
-from core.lease import Claim, Lease, LeaseLostError, Refusal, claim_abandoned, has_owner
+from core.lease import (
+    Claim,
+    Lease,
+    LeaseLostError,
+    Refusal,
+    claim_abandoned,
+    has_owner,
+    mark_shutdown,
+    shut_down,
+)
 from service.local import EmbeddedRedis
 
 
@@ -84,3 +93,22 @@ def test_a_takeover_between_guard_and_exec_aborts_the_write(redis: Redis) -> Non
         with pytest.raises(WatchError):
             pipe.execute()
     assert redis.hget(Job.key_for(job_id), "status") == b"queued"
+
+
+def test_a_shutdown_mark_counts_for_the_run_that_made_it_only(redis: Redis) -> None:
+    """Recovery spends no retry for a run stopped by a shutdown; a later run that dies is
+    not excused by an earlier run's mark."""
+    job_id = _job(redis)
+    first = Lease.acquire(redis, job_id, ttl=0.3, keep=60)
+    assert isinstance(first, Lease)
+    assert not shut_down(redis, job_id)
+    mark_shutdown(redis, job_id, first.fence, keep=60)
+    assert shut_down(redis, job_id)
+    redis.hset(Job.key_for(job_id), "status", "started")
+    time.sleep(0.5)  # the lease lapses
+    assert claim_abandoned(redis, job_id, hold=0.3, keep=60) is Claim.CLAIMED  # fences it off
+    assert not shut_down(redis, job_id)  # read before the claim, as recovery does
+    time.sleep(0.5)
+    redis.hset(Job.key_for(job_id), "status", "queued")
+    second = Lease.acquire(redis, job_id, ttl=5, keep=60)
+    assert isinstance(second, Lease) and not shut_down(redis, job_id)
