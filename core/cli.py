@@ -1,40 +1,25 @@
 """The `mcnet` command: hands each subcommand to the package that owns it.
 
 Each owner is imported only when its subcommand runs, so `mcnet api` never imports
-torch and `mcnet --help` is instant. Also the command-line options that two commands
-share (`add_model_options`: `mcnet worker` and `mcnet serve`, which passes them on).
+torch and `mcnet --help` is instant. The options several commands share are in
+`core.cli_options`.
 """
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import sys
-from pathlib import Path
 
 # subcommand -> (module with a `main(argv) -> int`, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "animate": ("worker.cli", "animate a photo with a driving video into an MP4 (offline)"),
     "convert": ("model.cli", "convert an official .pth.tar checkpoint to safetensors"),
-    "serve": ("service.local", "run API, one worker and (if REDIS_URL is unset) Redis locally"),
+    "serve": ("service.local", "run API, workers and (if REDIS_URL is unset) Redis locally"),
     "api": ("service.api_main", "run the HTTP API only"),
     "worker": ("worker.worker_main", "run one GPU worker (RQ) only"),
+    "workers": ("core.worker_pool", "run the worker processes this host serves best (--workers)"),
     "submit": ("core.client_cli", "animate through a running service, with a progress bar"),
 }
-
-
-def add_model_options(parser: argparse.ArgumentParser) -> None:
-    """The worker's model options, shared by `mcnet worker` and `mcnet serve`."""
-    parser.add_argument("--checkpoint", type=Path, help="MCNet checkpoint (MCNET_CHECKPOINT)")
-    parser.add_argument(
-        "--demo-weights", action="store_true", help="untrained weights: try it without a checkpoint"
-    )
-    parser.add_argument("--device", choices=["auto", "cuda", "cpu"], help="MCNET_DEVICE")
-    parser.add_argument("--precision", choices=["fp32", "bf16", "fp16"], help="MCNET_PRECISION")
-    parser.add_argument("--batch-size", type=int, help="MCNET_BATCH_SIZE")
-    parser.add_argument(
-        "--compile", action="store_true", default=None, help="torch.compile (MCNET_COMPILE)"
-    )
 
 
 def _usage() -> str:

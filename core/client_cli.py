@@ -16,6 +16,7 @@ import httpx
 
 from core.client import ApiError, Client
 from core.job_view import JobView
+from core.output_path import output_problem
 from core.protocol import JobState, Stage
 
 logger = logging.getLogger(__name__)
@@ -72,6 +73,13 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         options[name] = value
     output = args.output or Path(f"{args.source.stem}-animated.mp4")
+    problem = output_problem(output)  # before the upload, not after the whole job
+    for path in (args.source, args.driving):
+        if problem is None and not path.is_file():
+            problem = f"{path}: no such file"
+    if problem is not None:
+        sys.stderr.write(f"mcnet submit: {problem}\n")
+        return 2
     key = args.key or os.environ.get("MCNET_API_KEY") or None
     shown = [""]
 
@@ -87,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with Client(args.server, key) as api:
             job = api.submit(args.source, args.driving, options, webhook=args.webhook)
+            sys.stderr.write(f"job {job.id}\n")
+            sys.stderr.flush()
             show(job)
             job = api.wait(job.id, show)
             if not args.quiet:
@@ -97,6 +107,13 @@ def main(argv: list[str] | None = None) -> int:
             api.download(job.id, output)
     except ApiError as exc:
         sys.stderr.write(f"\nmcnet submit: the service refused ({exc.status}): {exc.detail}\n")
+        return 2
+    except httpx.ConnectError as exc:
+        sys.stderr.write(
+            ("\n" if shown[0] else "")
+            + f"mcnet submit: no service answers at {args.server} ({exc}): start one "
+            "(`mcnet serve`), or give its URL with --server URL or MCNET_SERVER.\n"
+        )
         return 2
     except (httpx.HTTPError, OSError) as exc:
         sys.stderr.write(f"\nmcnet submit: {exc}\n")

@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import enum
 import math
-from typing import Any
+from typing import Any, Literal, get_args
 
 from pydantic import Field
 from pydantic.dataclasses import dataclass
+
+# The numeric precisions a worker animates with (`model.precision` says which device runs which).
+Precision = Literal["fp32", "bf16", "fp16"]
+PRECISIONS: tuple[Precision, ...] = get_args(Precision)
 
 TASK = "worker.rq_task.animate_job"
 # The model label of untrained demo weights (a checkpoint's label: its file name and sha256

@@ -15,8 +15,9 @@ the entry point with one line naming the variable (`settings_from_env`).
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     AliasChoices,
@@ -31,6 +32,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from core.encoding import EncodeSettings
 from core.media_probe import MediaLimits
+from core.protocol import Precision
 from core.webhooks import parse_networks, secret_bytes
 
 _CONFIG = SettingsConfigDict(
@@ -226,7 +228,7 @@ class ModelSettings(BaseSettings):
         pattern=r"^(auto|cpu|cuda(:\d+)?)$",
         description="auto: cuda when available, else cpu; or cuda, cuda:N, cpu.",
     )
-    precision: Literal["fp32", "bf16", "fp16"] = Field(
+    precision: Precision = Field(
         default="fp32",
         description="fp32: exact; bf16: CPUs with AVX-512 BF16 or AMX, and CUDA GPUs that "
         "support it; fp16: CUDA only. Refused at start where the device cannot run it.",
@@ -245,7 +247,24 @@ class WorkerSettings(QueueSettings, ModelSettings, EncodeSettings):
     model_config = _CONFIG
 
     metrics_port: int = Field(
-        default=9101, ge=0, le=65535, description="Port of this worker's /metrics; 0: off."
+        default=9101,
+        ge=0,
+        le=65535,
+        description="Port of this worker's /metrics; 0: off. With several workers (`workers`) "
+        "the n-th (from 0) uses this port + n.",
+    )
+    workers: str | None = Field(
+        default=None,
+        pattern=r"^(auto|[1-9][0-9]*)$",
+        description="Worker processes on this host (`mcnet serve`, `mcnet workers`): a number, "
+        "or auto (unset): one per GPU on CUDA; on a CPU one single-thread worker per physical "
+        "core, as many as memory holds (each loads its own model).",
+    )
+    worker_threads: int | None = Field(
+        default=None,
+        gt=0,
+        description="CPU threads of each worker process's model (torch); unset: the host's "
+        "physical cores shared out among the workers.",
     )
     metrics_host: str = Field(default="0.0.0.0", description="Address of this worker's /metrics.")
     worker_name: str | None = Field(default=None, description="RQ worker name (default: random).")
@@ -317,26 +336,48 @@ class WorkerSettings(QueueSettings, ModelSettings, EncodeSettings):
         return self
 
 
+class ServeSettings(BaseSettings):
+    """What only `mcnet serve` (everything on one machine) reads."""
+
+    model_config = _CONFIG
+
+    embedded_redis_port: int = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        description="Port of the Redis `mcnet serve` starts on 127.0.0.1 when REDIS_URL is "
+        "unset; 0: a free port.",
+    )
+
+
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)
 
 
-def settings_from_env(cls: type[SettingsT]) -> SettingsT:
-    """`cls()` from the environment; a wrong value exits (status 2) with one line, no traceback.
+def settings_from_env(cls: type[SettingsT], options: Mapping[str, Any] | None = None) -> SettingsT:
+    """`cls` from the environment, with the command line's `options` (field name -> value;
+    None: not given) over it. The one way every entry point layers its options.
 
-    The line names each wrong variable, its value and what it accepts, for example
-    `mcnet: invalid setting: MCNET_BATCH_SIZE='abc': Input should be a valid integer, ...
-    (Frames per model batch.)`.
+    A wrong value exits (status 2) with one line, no traceback, naming each wrong variable
+    or option, its value and what it accepts, for example `mcnet: invalid setting:
+    MCNET_BATCH_SIZE='abc': Input should be a valid integer, ... (Frames per model batch.)`.
     """
+    given = {name: value for name, value in (options or {}).items() if value is not None}
     try:
-        return cls()
+        return cls(**given)
     except ValidationError as exc:
-        problems = "; ".join(_describe_error(cls, error) for error in exc.errors())
+        problems = "; ".join(_describe_error(cls, error, given) for error in exc.errors())
         sys.stderr.write(f"mcnet: invalid setting: {problems}\n")
         raise SystemExit(2) from None
 
 
-def _describe_error(cls: type[BaseSettings], error: ErrorDetails) -> str:
+def _describe_error(
+    cls: type[BaseSettings], error: ErrorDetails, given: Mapping[str, Any] | None = None
+) -> str:
     name = str(error["loc"][0]) if error["loc"] else ""
+    if given and name in given:  # a command-line option, not a variable
+        field = cls.model_fields.get(name)
+        hint = f" ({field.description})" if field is not None and field.description else ""
+        return f"--{name.replace('_', '-')}={error['input']!r}: {error['msg']}{hint}"
     field = cls.model_fields.get(name)
     if field is None:  # the error names the alias, which is the variable itself
         field = next(

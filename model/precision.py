@@ -13,14 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Literal, get_args
 
 import torch
 
 from core.errors import MCNetError
+from core.protocol import PRECISIONS, Precision
 
-Precision = Literal["fp32", "bf16", "fp16"]
-PRECISIONS: tuple[Precision, ...] = get_args(Precision)
 REDUCED_DTYPES: dict[Precision, torch.dtype] = {"bf16": torch.bfloat16, "fp16": torch.float16}
 # /proc/cpuinfo flags of the x86 instructions that compute bfloat16 products in hardware.
 CPU_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})

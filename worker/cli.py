@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,12 +12,16 @@ from typing import Any, get_args
 
 from pydantic import ValidationError
 
+from core.cli_options import MODEL_OPTIONS, add_model_options, given_options
 from core.encoding import EncodeSettings, X264Preset
 from core.errors import MCNetError, NoFaceError
+from core.face_check import check_photo_face, check_video_face
 from core.logs import configure_logging
+from core.media_probe import MediaLimits, probe_image, probe_video
 from core.options import JobOptions
+from core.output_path import output_problem
 from core.protocol import DEMO_MODEL, Stage
-from core.settings import ModelSettings, QueueSettings
+from core.settings import ModelSettings, QueueSettings, settings_from_env
 
 logger = logging.getLogger("mcnet.animate")
 
@@ -77,33 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--audio", action=argparse.BooleanOptionalAction, help=fields["audio"].description
     )
     job.add_argument("--seed", type=int, help=fields["seed"].description)
-    model = parser.add_argument_group("model (default: the MCNET_* environment)")
-    model.add_argument(
-        "--checkpoint",
-        type=Path,
-        help="converted .safetensors or official .pth.tar checkpoint (MCNET_CHECKPOINT)",
-    )
-    model.add_argument(
-        "--demo-weights",
-        action="store_true",
-        default=None,
-        help="run with deterministic untrained weights (no checkpoint; output is not a trained "
-        "model's)",
-    )
-    model.add_argument("--device", help="cuda, cuda:N, cpu or auto (default)")
-    model.add_argument(
-        "--precision",
-        choices=["fp32", "bf16", "fp16"],
-        help="fp32: exact (default); bf16: CPUs with AVX-512 BF16 or AMX, CUDA GPUs that "
-        "support it; fp16: CUDA",
-    )
-    model.add_argument("--batch-size", type=int, help="frames per batch (default: from memory)")
-    model.add_argument(
-        "--compile",
-        action="store_true",
-        default=None,
-        help="torch.compile the generator (worth it on a GPU)",
-    )
+    add_model_options(parser.add_argument_group("model (default: the MCNET_* environment)"))
     defaults = EncodeSettings()
     out = parser.add_argument_group("output")
     out.add_argument(
@@ -122,26 +100,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _options(args: argparse.Namespace) -> JobOptions:
-    return JobOptions(**_given(args, list(JobOptions.model_fields)))
-
-
-def _given(args: argparse.Namespace, names: Sequence[str]) -> dict[str, Any]:
-    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+    return JobOptions(**given_options(args, JobOptions.model_fields))
 
 
 def _model_settings(args: argparse.Namespace) -> ModelSettings:
     """The environment's model settings with the options given here over them."""
-    names = ("checkpoint", "demo_weights", "device", "precision", "batch_size", "compile")
-    return ModelSettings.model_validate({**ModelSettings().model_dump(), **_given(args, names)})
+    return settings_from_env(ModelSettings, given_options(args, MODEL_OPTIONS))
 
 
 def _encode_settings(args: argparse.Namespace) -> EncodeSettings:
-    given = _given(args, ("crf", "preset"))
+    given = given_options(args, ("crf", "preset"))
     return EncodeSettings(**{f"encode_{name}": value for name, value in given.items()})
 
 
 class _Bar:
-    """A tqdm progress bar on stderr that follows the task's stages."""
+    """A tqdm progress bar on stderr that follows the task's stages: one bar per stage that
+    counts frames (none for probing), shown complete when its stage has ended."""
 
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
@@ -154,17 +128,23 @@ class _Bar:
         from tqdm import tqdm
 
         if progress.stage != self.stage:
-            self.close()
+            self.close(finished=True)
             self.stage = progress.stage
-            total = progress.frames_total or None
-            self.bar = tqdm(total=total, desc=progress.stage, unit="frame", file=sys.stderr)
+            if not progress.frames_total:  # nothing to count yet
+                return
+            self.bar = tqdm(
+                total=progress.frames_total, desc=progress.stage, unit="frame", file=sys.stderr
+            )
         if self.bar is not None:
             if progress.frames_total and self.bar.total != progress.frames_total:
                 self.bar.total = progress.frames_total
             self.bar.update(progress.frames_done - self.bar.n)
 
-    def close(self) -> None:
+    def close(self, finished: bool = False) -> None:
+        """Close the bar; `finished`: its stage ended, so all its frames are done."""
         if self.bar is not None:
+            if finished and self.bar.total:
+                self.bar.update(self.bar.total - self.bar.n)
             self.bar.close()
             self.bar = None
 
@@ -186,11 +166,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if model.checkpoint is None and not model.demo_weights:
         sys.stderr.write(CHECKPOINT_HELP + "\n")
         return 2
-    for path in (args.source, args.driving):
-        if not path.is_file():
-            logger.error("%s: no such file", path)
-            return 1
-    problem = output_problem(args.output)
+    limits = QueueSettings().media_limits()
+    problem = output_problem(args.output) or input_problem(
+        args.source, args.driving, options, limits
+    )
     if problem is not None:
         logger.error("%s", problem)
         return 1
@@ -210,18 +189,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             options,
             animator,
             progress=bar,
-            settings=MediaSettings(limits=QueueSettings().media_limits(), encode=encode),
+            settings=MediaSettings(limits=limits, encode=encode),
             model=label,
         )
-    except NoFaceError as exc:  # in this command's words: its flag, not the API's field
-        bar.close()
-        logger.error("%s", NoFaceError(exc.which, skip="pass --crop none"))
-        return 1
     except (MCNetError, ValueError) as exc:
         bar.close()
-        logger.error("%s", exc)
+        logger.error("%s", in_cli_words(exc))
         return 1
-    bar.close()
+    bar.close(finished=True)
     logger.info(
         "%d frames, %dx%d at %.3f fps%s in %.1f s",
         result.frames,
@@ -235,18 +210,42 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def output_problem(path: Path) -> str | None:
-    """Why the result cannot be written at `path` (checked before any work), or None."""
-    if path.suffix.lower() != ".mp4":
-        return f"{path}: the result is an MP4; give an output path ending in .mp4"
-    folder = path.parent
-    if not folder.is_dir():
-        return f"{path}: the folder {folder} does not exist; create it or choose another path"
-    if not os.access(folder, os.W_OK | os.X_OK):
-        return f"{path}: the folder {folder} is not writable; choose another path"
-    if path.is_dir():
-        return f"{path} is a folder; give a file name ending in .mp4"
+def input_problem(
+    source: Path, driving: Path, options: JobOptions, limits: MediaLimits
+) -> str | None:
+    """What is wrong with the inputs, in this command's words, found as the API finds it
+    before a job is queued (no model loaded yet); None when they can be animated."""
+    for path in (source, driving):
+        if not path.is_file():
+            return f"{path}: no such file"
+    try:
+        probe_image(source, limits)
+        video = probe_video(driving, limits)
+        options.check_best_frame(video.frames)
+        if options.crop == "auto":
+            check_photo_face(source, limits)
+            check_video_face(driving, limits)
+    except MCNetError as exc:
+        return in_cli_words(exc)
     return None
+
+
+def in_cli_words(error: Exception) -> str:
+    """An error's message with the API's names of options (`crop=none`, `best_frame`) as
+    this command's flags (`--crop none`, `--best-frame`)."""
+    if isinstance(error, NoFaceError):
+        return str(NoFaceError(error.which, skip="pass --crop none"))
+    message = str(error).removeprefix("Invalid options: ")
+    return _API_NAMES.sub(_as_flag, message)
+
+
+_API_NAMES = re.compile(r"\b(?:send )?(" + "|".join(JobOptions.model_fields) + r")\b(?:=(\w+))?")
+
+
+def _as_flag(match: re.Match[str]) -> str:
+    flag = "--" + match.group(1).replace("_", "-")
+    value = f" {match.group(2)}" if match.group(2) else ""
+    return ("pass " if match.group(0).startswith("send ") else "") + flag + value
 
 
 def summary_line(result: Any, model: str) -> str:

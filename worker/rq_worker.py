@@ -391,9 +391,10 @@ class MCNetWorker(SimpleWorker):
         outcome = job_outcome(verdict, exc_value, job.timeout)
         if verdict is Verdict.CRASH:
             logger.error("job %s failed", job.id, exc_info=exc_info)
-        else:
-            logger.info(
-                "job %s: %s (%s)", job.id, outcome.outcome.value, outcome.error or exc_value
+        else:  # a job put back because the worker stops: WARNING (someone waits longer)
+            level = logging.WARNING if outcome.outcome is Outcome.REQUEUED else logging.INFO
+            logger.log(
+                level, "job %s: %s (%s)", job.id, outcome.outcome.value, outcome.error or exc_value
             )
         exc_string = "".join(traceback.format_exception(*exc_info))
         retry = outcome.outcome is Outcome.FAILED and outcome.retry and bool(job.retries_left)

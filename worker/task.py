@@ -313,6 +313,9 @@ def _animate(
 
     def inputs() -> Iterator[np.ndarray]:
         for full, crop in decoded:
+            # Before the model takes each frame: a cancel or a shutdown (Ctrl+C of `mcnet
+            # serve`) stops the job within the frame being animated, not the batch after it.
+            job.check_cancel()
             if composer.layout is not None:
                 pending.append((full, crop))
             yield crop

@@ -14,13 +14,12 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Any
 
 from prometheus_client import CollectorRegistry, start_http_server
 from redis import Redis
 from rq import Queue
 
-from core.cli import add_model_options
+from core.cli_options import MODEL_OPTIONS, add_model_options, given_options
 from core.errors import MCNetError
 from core.jobs import SERIALIZER
 from core.logs import configure_logging
@@ -79,27 +78,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def settings_from_args(args: argparse.Namespace, settings: WorkerSettings) -> WorkerSettings:
-    """Command-line values over environment values."""
-    update: dict[str, Any] = {
-        "checkpoint": args.checkpoint,
-        "device": args.device,
-        "precision": args.precision,
-        "batch_size": args.batch_size,
-        "compile": args.compile,
-        "metrics_port": args.metrics_port,
-        "worker_name": args.name,
-    }
-    if args.demo_weights:
-        update["demo_weights"] = True
-    return settings.model_copy(update={k: v for k, v in update.items() if v is not None})
+def settings_from_args(args: argparse.Namespace) -> WorkerSettings:
+    """The environment's settings with the command line's values over them."""
+    options = given_options(args, (*MODEL_OPTIONS, "metrics_port"))
+    return settings_from_env(WorkerSettings, {**options, "worker_name": args.name})
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `mcnet worker`."""
     args = build_parser().parse_args(argv)
     configure_logging()
-    settings = settings_from_args(args, settings_from_env(WorkerSettings))
+    settings = settings_from_args(args)
     if not settings.redis_url:
         logger.error("REDIS_URL is not set (or run `mcnet serve`, which starts Redis)")
         return 2

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import get_args
+
 import pytest
 
-from core.settings import ApiSettings, WorkerSettings
+from core.protocol import PRECISIONS
+from core.settings import ApiSettings, WorkerSettings, settings_from_env
 
 
 def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -34,3 +37,33 @@ def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         with pytest.raises(ValueError):
             WorkerSettings()
         monkeypatch.delenv(name)
+
+
+def test_command_line_values_lie_over_the_environment(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("MCNET_BATCH_SIZE", "4")
+    monkeypatch.setenv("REDIS_URL", "redis://env:6379/0")
+    monkeypatch.setenv("MCNET_DEMO_WEIGHTS", "false")
+    settings = settings_from_env(
+        WorkerSettings, {"batch_size": 8, "precision": None, "workers": "auto"}
+    )
+    assert (settings.batch_size, settings.precision, settings.workers) == (8, "fp32", "auto")
+    assert settings.redis_url == "redis://env:6379/0" and settings.demo_weights is False
+    assert settings_from_env(ApiSettings, {"redis_url": "redis://cli:1/0"}).redis_url == (
+        "redis://cli:1/0"
+    )
+    with pytest.raises(SystemExit) as stop:
+        settings_from_env(WorkerSettings, {"batch_size": 0})
+    assert stop.value.code == 2
+    line = capsys.readouterr().err
+    assert line.startswith("mcnet: invalid setting: --batch-size=0: ") and "MCNET_" not in line
+    monkeypatch.setenv("MCNET_WORKERS", "many")
+    with pytest.raises(SystemExit):
+        settings_from_env(WorkerSettings)
+    assert "MCNET_WORKERS='many'" in capsys.readouterr().err
+
+
+def test_precisions_are_declared_once() -> None:
+    assert get_args(WorkerSettings.model_fields["precision"].annotation) == PRECISIONS
+    assert PRECISIONS == ("fp32", "bf16", "fp16")

@@ -19,7 +19,7 @@ import compose
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 CPU = ROOT / "docker" / "compose.cpu.yml"
-GPU1 = ROOT / "docker" / "compose.gpu1.yml"
+GPUS = ROOT / "docker" / "compose.gpus.yml"
 REDIS_PUBLIC = ROOT / "docker" / "compose.redis-public.yml"
 TEST = ROOT / "docker" / "compose.test.yml"
 ENV_EXAMPLE = ROOT / ".env.example"

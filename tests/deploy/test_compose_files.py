@@ -18,7 +18,7 @@ from tests.deploy.engine import (
     COMPOSE_FILE,
     CPU,
     ENV_EXAMPLE,
-    GPU1,
+    GPUS,
     REDIS_PUBLIC,
     ROOT,
     TEST,
@@ -31,18 +31,18 @@ CHECKPOINT = "/srv/models/mcnet_vox256.pth.tar"
 # every override the README shows, each on top of docker-compose.yml
 LAYOUTS = {
     "gpu": [COMPOSE_FILE],
-    "second-gpu": [COMPOSE_FILE, GPU1],
+    "some-gpus": [COMPOSE_FILE, GPUS],
     "cpu": [COMPOSE_FILE, CPU],
     "redis-public": [COMPOSE_FILE, REDIS_PUBLIC],
     "container-test": [COMPOSE_FILE, CPU, TEST],
 }
-SETTINGS = {"api": ApiSettings, "worker": WorkerSettings, "worker-gpu1": WorkerSettings}
+SETTINGS = {"api": ApiSettings, "worker": WorkerSettings}
 
 
 def _example_env() -> dict[str, str]:
     """.env.example as a user's .env: every variable, each empty, but the checkpoint."""
     names = re.findall(r"^([A-Z0-9_]+)=", ENV_EXAMPLE.read_text(), flags=re.M)
-    return {**dict.fromkeys(names, ""), "MCNET_CHECKPOINT": CHECKPOINT}
+    return {**dict.fromkeys(names, ""), "MCNET_CHECKPOINT": CHECKPOINT, "MCNET_GPUS": "1,2"}
 
 
 ENVIRONMENTS = {
@@ -81,22 +81,35 @@ def test_every_layout_renders(layout: str) -> None:
     assert {"redis", "api", "worker", "prometheus"} <= set(services)
 
 
-def test_second_gpu_worker_reserves_only_gpu_1() -> None:
-    services = _render(LAYOUTS["second-gpu"], _example_env())["services"]
+def _gpus(service: dict[str, Any]) -> list[dict[str, Any]]:
+    return list(service["deploy"]["resources"]["reservations"]["devices"])
 
-    def gpus(name: str) -> list[str]:
-        devices = services[name]["deploy"]["resources"]["reservations"]["devices"]
-        return [gpu for device in devices for gpu in device["device_ids"]]
 
-    assert gpus("worker") == ["0"] and gpus("worker-gpu1") == ["1"]
-    assert services["worker-gpu1"]["networks"]["default"]["aliases"] == ["worker"]
-    assert services["worker-gpu1"]["environment"] == services["worker"]["environment"]
+def test_the_worker_runs_one_process_per_gpu_of_the_host() -> None:
+    services = _render(LAYOUTS["gpu"], {"MCNET_CHECKPOINT": CHECKPOINT})["services"]
+    worker = services["worker"]
+    assert worker["command"] == ["mcnet", "workers"]
+    assert worker["environment"]["MCNET_WORKERS"] == "auto"
+    [gpus] = _gpus(worker)
+    assert gpus["count"] == -1 and "device_ids" not in gpus  # all: `count: all`
+
+
+def test_the_gpus_override_reserves_only_the_listed_gpus() -> None:
+    env = {"MCNET_CHECKPOINT": CHECKPOINT, "MCNET_GPUS": "1,2", "MCNET_WORKERS": "4"}
+    worker = _render(LAYOUTS["some-gpus"], env)["services"]["worker"]
+    [gpus] = _gpus(worker)
+    assert gpus["device_ids"] == ["1,2"] and "count" not in gpus
+    assert worker["environment"]["MCNET_WORKERS"] == "4"  # two processes per GPU
 
 
 def test_cpu_layout_reserves_no_gpu() -> None:
     services = _render(LAYOUTS["cpu"], _example_env())["services"]
     assert "deploy" not in services["worker"] or not services["worker"]["deploy"]
     assert services["worker"]["environment"]["MCNET_DEVICE"] == "cpu"
+    threads = _render(
+        LAYOUTS["cpu"], {**_example_env(), "MCNET_WORKERS": "2", "MCNET_WORKER_THREADS": "4"}
+    )["services"]["worker"]["environment"]
+    assert (threads["MCNET_WORKERS"], threads["MCNET_WORKER_THREADS"]) == ("2", "4")
 
 
 def test_public_redis_needs_a_password() -> None:
@@ -107,17 +120,20 @@ def test_public_redis_needs_a_password() -> None:
 
 def test_env_example_names_every_variable_compose_reads() -> None:
     read = set()
-    for path in [COMPOSE_FILE, CPU, GPU1, REDIS_PUBLIC]:
+    for path in [COMPOSE_FILE, CPU, GPUS, REDIS_PUBLIC]:
         read |= set(re.findall(r"\$\{([A-Z0-9_]+)", path.read_text()))
     assert read - set(_example_env()) == set()
 
 
 @pytest.mark.parametrize("environment", sorted(ENVIRONMENTS))
-@pytest.mark.parametrize("layout", ["gpu", "second-gpu", "cpu"])
+@pytest.mark.parametrize("layout", ["gpu", "some-gpus", "cpu"])
 def test_settings_accept_each_service_environment(
     layout: str, environment: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    services = _render(LAYOUTS[layout], ENVIRONMENTS[environment])["services"]
+    env = ENVIRONMENTS[environment]
+    if layout == "some-gpus":  # the override requires the list
+        env = {**env, "MCNET_GPUS": "1,2"}
+    services = _render(LAYOUTS[layout], env)["services"]
     for name, cls in SETTINGS.items():
         if name not in services:
             continue

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -97,6 +98,7 @@ def test_mcnet_submit_shows_progress_and_saves_the_mp4(stack: Stack, tmp_path: P
         assert done.returncode == 0, done.stderr
         assert done.stdout.strip() == str(output)
         assert "100%" in done.stderr and "5/5 frames" in done.stderr
+        assert re.match(r"job [0-9a-f-]{36}\n", done.stderr), "the job id comes first"
         probed = probe_output(output)
         assert probed.frames == 5 and probed.width == 3 * probed.height  # side by side
         refused = subprocess.run(

@@ -1,7 +1,8 @@
-"""`mcnet serve`: API, one worker and an embedded Redis from one command."""
+"""`mcnet serve`: API, workers and an embedded Redis from one command."""
 
 from __future__ import annotations
 
+import re
 import signal
 import socket
 import subprocess
@@ -10,7 +11,9 @@ from pathlib import Path
 
 import httpx
 
-from service.local import find_redis_server, serve_worker_env, worker_command
+from core.cli_options import MODEL_OPTIONS, given_options
+from core.worker_pool import worker_command
+from service.local import _parser, find_redis_server, serve_worker_env
 from tests.service.helpers import (
     ROOT,
     clean_env,
@@ -31,9 +34,10 @@ def _port_open(port: int) -> bool:
 
 def test_serve_runs_everything_and_stops_cleanly(tmp_path: Path) -> None:
     assert find_redis_server() is not None
-    port = free_port()
+    port, redis_port = free_port(), free_port()
     data = tmp_path / "data"
-    command, env = serve_env(port, data)
+    command, env = serve_env(port, data, MCNET_EMBEDDED_REDIS_PORT=str(redis_port))
+    command += ["--workers", "2"]
     log = open(tmp_path / "serve.log", "wb")  # noqa: SIM115
     process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     try:
@@ -47,6 +51,7 @@ def test_serve_runs_everything_and_stops_cleanly(tmp_path: Path) -> None:
                     return False
 
             wait_for(ready, 90, "mcnet serve to be ready", 0.2)
+            wait_for(lambda: client.get("/readyz").json()["workers"] == 2, 90, "both workers")
             source, driving = make_inputs(tmp_path, frames=2)
             job_id = submit(client, source, driving).json()["id"]
             assert wait_status(client, job_id, timeout=90)["status"] == "finished"
@@ -61,37 +66,39 @@ def test_serve_runs_everything_and_stops_cleanly(tmp_path: Path) -> None:
             process.kill()
             process.wait()
         log.close()
-    text = (tmp_path / "serve.log").read_text()
-    assert "embedded Redis" in text
+    lines = (tmp_path / "serve.log").read_text().splitlines()
+    assert "2 worker(s) x 1 thread: asked for (" in lines[0] and "physical core(s)" in lines[0]
+    assert f"embedded Redis on redis://127.0.0.1:{redis_port}/0" in lines[1]
+    redis_says = [line for line in lines if re.match(r"\d+:[MCSX] \d", line)]
+    assert not redis_says, "Redis's own messages (its shutdown, its advice) are DEBUG"
 
 
 def test_serve_refuses_to_start_without_a_model(tmp_path: Path) -> None:
     env = clean_env()
-    answer = subprocess.run(
-        [sys.executable, "-m", "core.cli", "serve", "--data", str(tmp_path)],
-        env=env, cwd=ROOT, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
-    assert answer.returncode == 2
-    assert "--demo-weights" in answer.stderr
+    for demo in ("", "false"):  # MCNET_DEMO_WEIGHTS=false asks for no model at all
+        answer = subprocess.run(
+            [sys.executable, "-m", "core.cli", "serve", "--data", str(tmp_path)],
+            env={**env, "MCNET_DEMO_WEIGHTS": demo}, cwd=ROOT, capture_output=True, text=True,
+            timeout=60,
+        )  # fmt: skip
+        assert answer.returncode == 2
+        assert "No model: pass --checkpoint PATH" in answer.stderr
 
 
 def test_worker_command_passes_model_options_through() -> None:
-    class Args:
-        demo_weights = True
-        checkpoint = Path("/models/mcnet.pth.tar")
-        device = "cuda"
-        precision = "fp16"
-        batch_size = 8
-        compile = True
-        worker_metrics_port = 9200
-
-    command = worker_command(Args())  # type: ignore[arg-type]
+    args = _parser().parse_args(
+        ["--demo-weights", "--checkpoint", "/models/mcnet.pth.tar", "--device", "cuda",
+         "--precision", "fp16", "--batch-size", "8", "--compile"]
+    )  # fmt: skip
+    command = worker_command(given_options(args, MODEL_OPTIONS))
     assert command[1:4] == ["-m", "core.cli", "worker"]
     assert "--demo-weights" in command and "--compile" in command
     joined = " ".join(command)
     for part in ("--checkpoint /models/mcnet.pth.tar", "--device cuda", "--precision fp16",
-                 "--batch-size 8", "--metrics-port 9200"):  # fmt: skip
+                 "--batch-size 8"):  # fmt: skip
         assert part in joined
+    plain = worker_command(given_options(_parser().parse_args([]), MODEL_OPTIONS))
+    assert plain[4:] == []
 
 
 def test_a_taken_port_ends_serve_with_one_line_naming_the_setting(tmp_path: Path) -> None:

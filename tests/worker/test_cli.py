@@ -78,6 +78,9 @@ def test_demo_weights_animate_with_every_option(
     captured = capsys.readouterr()
     assert "animating" in captured.err and "5/5" in captured.err  # the progress bar
     assert "done" not in captured.err  # no bar for the finished stage
+    assert "probing" not in captured.err  # nor for a stage that counts no frames
+    cropping = [part for part in re.split(r"[\r\n]", captured.err) if part.startswith("cropping")]
+    assert cropping and "5/5" in cropping[-1], cropping  # the bar of an ended stage is full
     last = captured.out.strip().splitlines()[-1]
     assert re.fullmatch(
         rf"wrote {re.escape(str(out))}: \d+\.\d s of video, \d+\.\d kB \(demo weights: .*\)", last
@@ -111,41 +114,30 @@ def test_bad_options_exit_2(tmp_path: Path, extra: list[str]) -> None:
     assert info.value.code == 2
 
 
-def test_missing_and_bad_inputs_exit_1(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog, face_photo: Path
+def test_inputs_are_checked_before_the_model_loads_in_the_commands_words(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog, face_photo: Path, short_video: Path
 ) -> None:
-    assert (
-        cli.main(["nope.jpg", str(face_photo), "-o", str(tmp_path / "o.mp4"), "--demo-weights"])
-        == 1
-    )
-    import model.checkpoint
-    from model.config import MCNetConfig
+    import worker.model_loading
 
-    real = model.checkpoint.demo_networks
-    monkeypatch.setattr(model.checkpoint, "demo_networks", lambda *a, **k: real(MCNetConfig.tiny()))
+    def no_model(*_: object) -> None:
+        raise AssertionError("the model was loaded before the inputs were checked")
+
+    monkeypatch.setattr(worker.model_loading, "load_animator", no_model)
+    out = ["-o", str(tmp_path / "o.mp4"), "--demo-weights", "--no-progress"]
     blank = write_image(tmp_path / "blank.png", pattern_frame(0, 64, 64))
-    with caplog.at_level(logging.ERROR):
-        code = cli.main(
-            [
-                str(blank),
-                str(face_photo),
-                "-o",
-                str(tmp_path / "o.mp4"),
-                "--demo-weights",
-                "--device",
-                "cpu",
-                "--no-progress",
-            ]
-        )
-    assert code == 1
-    assert "is a photo, not a video" in caplog.text  # a photo is not a driving video
-    caplog.clear()
     noise = write_video(tmp_path / "noise.mp4", [pattern_frame(i, 64, 64) for i in range(3)])
-    with caplog.at_level(logging.ERROR):
-        argv = [str(face_photo), str(noise), "-o", str(tmp_path / "o.mp4"), "--demo-weights"]
-        assert cli.main([*argv, "--device", "cpu", "--no-progress"]) == 1
-    assert "No face was found in the driving video" in caplog.text
-    assert "pass --crop none" in caplog.text and "crop=none" not in caplog.text
+    for argv, words in (
+        (["nope.jpg", str(face_photo)], "nope.jpg: no such file"),
+        ([str(blank), str(face_photo)], "is a photo, not a video"),
+        ([str(face_photo), str(noise)], "No face was found in the driving video"),
+        ([str(face_photo), str(short_video), "--best-frame", "9"], "--best-frame 9 is past"),
+    ):
+        caplog.clear()
+        with caplog.at_level(logging.ERROR):
+            assert cli.main([*argv, *out]) == 1
+        assert words in caplog.text, caplog.text
+        assert "pass --crop none" in caplog.text or "No face" not in caplog.text
+        assert "crop=none" not in caplog.text and "best_frame" not in caplog.text
 
 
 @pytest.mark.parametrize(

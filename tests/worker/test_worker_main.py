@@ -21,11 +21,12 @@ def test_media_settings_carry_limits_and_encoding() -> None:
     assert media.limits.max_video_frames == 77
 
 
-def test_command_line_overrides_only_what_it_names() -> None:
-    base = WorkerSettings(precision="fp16", compile=False, batch_size=4)
-    plain = settings_from_args(build_parser().parse_args([]), base)
+def test_command_line_overrides_only_what_it_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in {"PRECISION": "fp16", "COMPILE": "false", "BATCH_SIZE": "4"}.items():
+        monkeypatch.setenv(f"MCNET_{name}", value)
+    plain = settings_from_args(build_parser().parse_args([]))
     assert (plain.precision, plain.compile, plain.batch_size) == ("fp16", False, 4)
-    given = settings_from_args(build_parser().parse_args(["--compile", "--batch-size", "8"]), base)
+    given = settings_from_args(build_parser().parse_args(["--compile", "--batch-size", "8"]))
     assert (given.precision, given.compile, given.batch_size) == ("fp16", True, 8)
 
 
