@@ -51,6 +51,7 @@ class Services:
     watcher: JobWatcher  # the one poller of the jobs whose progress events are streamed
     result_redirect_ttl: int | None = None  # seconds of a presigned result URL; None: stream
     storage_probe: StorageProbe | None = None  # /readyz's bounded, cached storage check
+    long_job_warning: float = 0  # seconds of estimated time over which a submit warns; 0: never
 
 
 def get_services(request: Request) -> Services:
