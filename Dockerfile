@@ -10,7 +10,9 @@
 #                    cu126 (download.pytorch.org/whl/cu126)            driver 525.60.13 or newer;
 #                                                                       Maxwell to Hopper
 #                    cpu   (download.pytorch.org/whl/cpu)              no GPU
-#                  Any other index name there works too (cu132 ...); 2.13 has no cu128 build.
+#                  Any other cuNNN index there works too (cu132 ...); 2.13 has no cu128 build.
+#   TORCH_INDEX_URL  a mirror of that index (a PEP 503 simple index) to use instead of
+#                  download.pytorch.org/whl/$TORCH_INDEX (cpu and cuNNN); default: none
 #   TORCH_VERSION  2.13.0
 #   TORCH_WHEELS   an image or stage whose /wheels holds torch wheels to prefer over the
 #                  index (the container test's CPU wheel); default: none
@@ -18,6 +20,8 @@
 # Layers, least often changed first: Python and a virtual environment, torch (worker; only
 # the build arguments above change it), the dependencies read from pyproject.toml, then
 # README.md and the code, one COPY per package (a new package is one more COPY line).
+# torch is installed in a stage of its own and only the virtual environment is copied on,
+# so the wheels it was installed from leave no layer in the image.
 
 ARG PYTHON_IMAGE=python:3.11-slim
 ARG TORCH_WHEELS=no-wheels
@@ -63,8 +67,9 @@ HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
 CMD ["mcnet", "api"]
 
 # --- worker: the model on one GPU ---------------------------------------------------------
-FROM base AS worker
+FROM base AS torch
 ARG TORCH_INDEX=cu130
+ARG TORCH_INDEX_URL=
 ARG TORCH_VERSION=2.13.0
 COPY --from=torch-wheels /wheels /tmp/wheels
 # DL3013: torch is pinned, by TORCH_VERSION (hadolint does not read through the variable);
@@ -72,11 +77,13 @@ COPY --from=torch-wheels /wheels /tmp/wheels
 # hadolint ignore=DL3013,SC2086
 RUN case "$TORCH_INDEX" in \
       cu130) index="" ;; \
-      cu[0-9]*|cpu) index="--index-url https://download.pytorch.org/whl/$TORCH_INDEX" ;; \
-      *) echo "TORCH_INDEX must be cu130, cu126, cpu or another index name, not '$TORCH_INDEX'" >&2; exit 1 ;; \
+      cu[0-9]*|cpu) index="--index-url ${TORCH_INDEX_URL:-https://download.pytorch.org/whl/$TORCH_INDEX}" ;; \
+      *) echo "TORCH_INDEX must be cu130 (PyPI's torch), cpu, or cuNNN (an index of download.pytorch.org/whl, e.g. cu126), not '$TORCH_INDEX'" >&2; exit 1 ;; \
     esac \
-    && pip install --find-links /tmp/wheels $index "torch==${TORCH_VERSION}" \
-    && rm -rf /tmp/wheels
+    && pip install --find-links /tmp/wheels $index "torch==${TORCH_VERSION}"
+
+FROM base AS worker
+COPY --from=torch /opt/venv /opt/venv
 COPY docker/requirements.py pyproject.toml /tmp/build/
 RUN python /tmp/build/requirements.py /tmp/build/pyproject.toml worker > /tmp/build/requirements.txt \
     && pip install -r /tmp/build/requirements.txt

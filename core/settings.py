@@ -163,6 +163,13 @@ class ApiSettings(QueueSettings):
     metrics_public: bool = Field(
         default=False, description="With API keys on: /metrics answers without a key."
     )
+    internal_metrics_port: int = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        description="Port of a second listener on MCNET_HOST that serves only /metrics, "
+        "without a key, for Prometheus on an internal network (never publish it); 0: off.",
+    )
     docs_public: bool = Field(
         default=False,
         description="With API keys on: /docs, /redoc and /openapi.json answer without a key.",
@@ -174,6 +181,12 @@ class ApiSettings(QueueSettings):
         default=0,
         ge=0,
         description="Driving frames one API key may submit per hour; more answer 429. 0: no cap.",
+    )
+    long_job_warning: float = Field(
+        default=600,
+        ge=0,
+        description="Seconds: a new job estimated to take longer (from the live workers' "
+        "measured speed and the jobs ahead) is accepted with a warning. 0: never warn.",
     )
     max_concurrent_uploads: int = Field(
         default=64, gt=0, description="Uploads received at once; more answer 503 + Retry-After."
@@ -207,6 +220,11 @@ class ModelSettings(BaseSettings):
     checkpoint: Path | None = Field(
         default=None,
         description="MCNet checkpoint (.pth.tar of the official code, or safetensors).",
+    )
+    checkpoint_host_path: str | None = Field(
+        default=None,
+        description="Where the checkpoint mounted at MCNET_CHECKPOINT is on the Docker host "
+        "(docker-compose.yml sets it from .env's MCNET_CHECKPOINT); named in messages only.",
     )
     demo_weights: bool = Field(
         default=False,
@@ -328,6 +346,26 @@ class WorkerSettings(QueueSettings, ModelSettings, EncodeSettings):
                 f"({self.heartbeat_interval} s)"
             )
         return self
+
+
+class LogSettings(BaseSettings):
+    """How every `mcnet` command logs."""
+
+    model_config = _CONFIG
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Least level of the lines logged."
+    )
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="text: lines for people; json: one JSON object per line (time, level, "
+        "logger, message and, where known, job id, key name, stage and request id).",
+    )
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
 
 
 class ServeSettings(BaseSettings):

@@ -32,6 +32,9 @@ INPUT_NAMES: tuple[InputName, ...] = ("source", "driving")  # the two uploads of
 _CHUNK = 1 << 20
 _TMP_MARK = ".tmp-"
 
+_S3_CONNECT_TIMEOUT_S = 3.0
+_S3_READ_TIMEOUT_S = 30.0  # between two reads of one answer, not the whole transfer
+
 
 class StorageError(Exception):
     """The store cannot be reached or refused an operation."""
@@ -138,6 +141,7 @@ class FileStorage(Storage):
                 if not (move and _moved(path, tmp)):
                     shutil.copyfile(path, tmp)
         except OSError as exc:
+            self._prune(target.parent)  # a refused write leaves no empty job folder
             raise StorageError(f"cannot write {key}: {exc}") from exc
 
     def get_file(self, key: str, path: Path) -> None:
@@ -160,7 +164,19 @@ class FileStorage(Storage):
         return _read_range(handle, start, end)
 
     def delete(self, key: str) -> None:
-        self._path(key).unlink(missing_ok=True)
+        path = self._path(key)
+        path.unlink(missing_ok=True)
+        self._prune(path.parent)
+
+    def _prune(self, folder: Path) -> None:
+        """Remove `folder` (a job's folder, as `inputs/<id>/`) once it is empty; the
+        top folders (`inputs/`, `results/`) stay."""
+        if folder == self.root or folder.parent == self.root:
+            return
+        try:
+            folder.rmdir()
+        except OSError:
+            pass  # not empty, or already gone
 
     def expire(self, prefix: str, max_age: float, now: float | None = None) -> int:
         cutoff = (time.time() if now is None else now) - max_age
@@ -362,7 +378,14 @@ def open_storage(url: str, *, s3_endpoint_url: str | None = None) -> Storage:
         if not parsed.netloc:
             raise ValueError(f"STORAGE_URL {url!r} names no bucket")
         import boto3
+        from botocore.config import Config
 
-        client = boto3.client("s3", endpoint_url=s3_endpoint_url or None)  # "": AWS
+        # Bounded: an unreachable endpoint is an error within seconds, not minutes.
+        bounds = Config(
+            connect_timeout=_S3_CONNECT_TIMEOUT_S,
+            read_timeout=_S3_READ_TIMEOUT_S,
+            retries={"max_attempts": 3, "mode": "standard"},
+        )
+        client = boto3.client("s3", endpoint_url=s3_endpoint_url or None, config=bounds)
         return S3Storage(parsed.netloc, unquote(parsed.path), client=client)
     raise ValueError(f"STORAGE_URL {url!r}: use file:///path or s3://bucket/prefix")

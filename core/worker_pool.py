@@ -6,8 +6,9 @@ Each worker is a `mcnet worker` child with its own name (`PREFIX-N`), metrics po
 setting + N), threads (OMP_NUM_THREADS / MKL_NUM_THREADS) and, on CUDA, its GPU
 (CUDA_VISIBLE_DEVICES). A worker that exits is started again after 1 s, doubling up to a
 minute while it keeps failing at once; its registration is dropped meanwhile, so readiness
-counts only workers that run. Stopping sends SIGTERM to all at once (each finishes or
-requeues its job), then waits.
+counts only workers that run. A worker that exits with code 2 (a wrong setting, checkpoint
+or device) is not started again, and `mcnet workers` exits 2 once none is left. Stopping
+sends SIGTERM to all at once (each finishes or requeues its job), then waits.
 """
 
 from __future__ import annotations
@@ -78,6 +79,9 @@ def model_flags(options: Mapping[str, object]) -> list[str]:
     return flags
 
 
+CONFIG_EXIT = 2  # a worker's exit for a wrong setting: starting it again would fail alike
+
+
 class WorkerSupervisor:
     """Runs one worker process and starts it again whenever it exits, until `stop`."""
 
@@ -88,6 +92,7 @@ class WorkerSupervisor:
         self.name = name
         self.process: subprocess.Popen[bytes] | None = None
         self.exits = 0
+        self.gave_up = False  # it exited with CONFIG_EXIT: not started again
         self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._watcher: threading.Thread | None = None
@@ -117,6 +122,15 @@ class WorkerSupervisor:
             code = self.process.wait()
             self.exits += 1
             if self._stopping.is_set():
+                return
+            if code == CONFIG_EXIT:
+                logger.error(
+                    "the worker %s exited with code %d (a wrong setting, checkpoint or device; "
+                    "its log says which): not starting it again",
+                    self.name,
+                    code,
+                )
+                self.gave_up = True
                 return
             try:
                 self.jobs.forget_worker(self.name)  # readiness: no worker until it is back
@@ -262,7 +276,9 @@ def main(argv: list[str] | None = None) -> int:
     pool.start()
     try:
         while not stop.wait(1.0):
-            pass
+            if all(supervisor.gave_up for supervisor in pool.supervisors):
+                logger.error("every worker stopped on a wrong setting; exiting")
+                return CONFIG_EXIT  # a container's restart policy gives up too (on-failure:5)
     finally:
         logger.info("stopping %d worker(s)", layout.workers)
         pool.stop()

@@ -11,8 +11,10 @@ import socket
 from types import FrameType
 
 import uvicorn
+import uvicorn.config
+from prometheus_client import start_http_server
 
-from core.logs import configure_logging, log_level
+from core.logs import configure_logging, json_logs, log_level
 from core.settings import ApiSettings, settings_from_env
 from service.app import create_app
 
@@ -73,6 +75,18 @@ def serve(settings: ApiSettings, *, root_path: str = "") -> None:
     """
     app = create_app(settings)
     logger.info("API on http://%s:%d (docs at /docs)", settings.host, settings.port)
+    internal = None
+    if settings.internal_metrics_port:
+        internal, _ = start_http_server(
+            settings.internal_metrics_port,
+            addr=settings.host,
+            registry=app.state.services.registry,
+        )
+        logger.info(
+            "metrics without a key on http://%s:%d/metrics",
+            settings.host,
+            settings.internal_metrics_port,
+        )
 
     def stopped(signum: int, _frame: FrameType | None) -> None:
         logger.info("API stopped by %s", signal.Signals(signum).name)
@@ -88,10 +102,13 @@ def serve(settings: ApiSettings, *, root_path: str = "") -> None:
             port=settings.port,
             root_path=root_path,
             log_level=log_level().lower(),
+            log_config=None if json_logs() else uvicorn.config.LOGGING_CONFIG,
             proxy_headers=True,
             timeout_graceful_shutdown=30,
         )
     finally:
+        if internal is not None:
+            internal.shutdown()
         access.removeFilter(quiet)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -107,7 +124,9 @@ def main(argv: list[str] | None = None) -> int:
     if not settings.redis_url:
         logger.error("REDIS_URL is not set (or run `mcnet serve`, which starts Redis)")
         return 2
-    problem = port_problem(settings.host, settings.port, "MCNET_PORT (or --port)")
+    problem = port_problem(settings.host, settings.port, "MCNET_PORT (or --port)") or (
+        port_problem(settings.host, settings.internal_metrics_port, "MCNET_INTERNAL_METRICS_PORT")
+    )
     if problem is not None:
         logger.error("%s", problem)
         return 2

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -25,6 +28,7 @@ from core.errors import MCNetError, RateLimitedError, ServiceUnavailableError
 from core.idempotency import IdempotencyStore
 from core.jobs import JobQueue
 from core.keys import parse_api_keys
+from core.logs import log_fields
 from core.options import JobOptions
 from core.ownership import JobOwners
 from core.protocol import job_timeout
@@ -38,6 +42,7 @@ from service.events import JobWatcher
 from service.gate import KeyGate, gated_paths
 from service.metrics import ApiMetrics, QueueCollector
 from service.routes import include_routes
+from service.storage_probe import StorageProbe
 from service.uploads import FormLimits
 from service.web import mount_web
 
@@ -81,6 +86,20 @@ def spool_folder(settings: ApiSettings, storage: Storage) -> Path | None:
     return folder
 
 
+def storage_usable(storage: Storage) -> Callable[[], bool]:
+    """Whether the store can be written now (mcnet_storage_up)."""
+
+    def check() -> bool:
+        try:
+            storage.check()
+        except (StorageError, OSError) as exc:
+            logger.warning("storage unusable: %s", exc)
+            return False
+        return True
+
+    return check
+
+
 def job_retention(settings: ApiSettings) -> int:
     """Seconds a job can be known to Redis: waiting inputs, the longest job, its result."""
     longest = job_timeout(
@@ -118,6 +137,36 @@ class MetricsMiddleware:
             self.metrics.request_seconds.labels(method, route).observe(
                 time.perf_counter() - started
             )
+
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$")
+
+
+class RequestIdMiddleware:
+    """Every request gets an id: its `X-Request-ID` when it sends a sane one (letters,
+    digits, `._:@/+=-`, at most 128), else a new one. The id is answered in `X-Request-ID`,
+    is a field of every log line of the request (core.logs), and is stored with a job it
+    submits (the worker's lines and the job's webhooks carry it)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
+        request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+
+        async def with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers") or [])
+                headers.append((b"x-request-id", request_id.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        with log_fields(request_id=request_id):
+            await self.app(scope, receive, with_id)
 
 
 async def error_response(request: Request, exc: Exception) -> JSONResponse:
@@ -168,7 +217,11 @@ def create_app(
     jobs = JobQueue(redis, settings)
     registry = CollectorRegistry()
     metrics = ApiMetrics(registry)
-    registry.register(QueueCollector(jobs.depth, jobs.counts, jobs.live_workers))
+    registry.register(
+        QueueCollector(
+            jobs.depth, jobs.counts, jobs.live_workers, jobs.worker_starts, storage_usable(storage)
+        )
+    )
     app = FastAPI(
         title="MCNet talking-head animation",
         version="0.1.0",
@@ -204,6 +257,7 @@ def create_app(
             min_rate=settings.upload_min_rate,
         ),
         spool_dir=spool_folder(settings, storage),
+        storage_probe=StorageProbe(storage.check),
         upload_slots=asyncio.Semaphore(settings.max_concurrent_uploads),
         probe_slots=asyncio.Semaphore(settings.max_concurrent_probes),
         webhook_networks=(
@@ -212,6 +266,7 @@ def create_app(
             else None
         ),
         result_redirect_ttl=settings.result_url_ttl if settings.result_redirect else None,
+        long_job_warning=settings.long_job_warning,
         watcher=JobWatcher(jobs, metrics, settings.events_interval),
     )
     include_routes(app)
@@ -222,6 +277,7 @@ def create_app(
         keys=api_keys,
         paths=gated_paths(settings.metrics_public, settings.docs_public),
     )
+    app.add_middleware(RequestIdMiddleware)
     for caught in (MCNetError, RedisError, StorageError, Exception):
         app.add_exception_handler(caught, error_response)
     return app

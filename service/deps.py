@@ -17,6 +17,7 @@ from core.errors import JobNotFoundError
 from core.idempotency import IdempotencyStore
 from core.jobs import JobQueue
 from core.keys import ApiKey
+from core.logs import set_log_field
 from core.media_probe import MediaLimits
 from core.ownership import JobOwners
 from core.ratelimit import KeyLimits
@@ -25,6 +26,7 @@ from core.webhooks import Network
 from service.events import JobWatcher
 from service.gate import request_key
 from service.metrics import ApiMetrics
+from service.storage_probe import StorageProbe
 from service.uploads import FormLimits
 
 
@@ -48,6 +50,8 @@ class Services:
     webhook_networks: tuple[Network, ...] | None  # None: no webhook secret, no webhooks
     watcher: JobWatcher  # the one poller of the jobs whose progress events are streamed
     result_redirect_ttl: int | None = None  # seconds of a presigned result URL; None: stream
+    storage_probe: StorageProbe | None = None  # /readyz's bounded, cached storage check
+    long_job_warning: float = 0  # seconds of estimated time over which a submit warns; 0: never
 
 
 def get_services(request: Request) -> Services:
@@ -67,8 +71,12 @@ def require_key(
     _: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)],  # OpenAPI's scheme
 ) -> str:
     """The name of the request's API key, as the key gate (service.gate) found it:
-    ANONYMOUS when no keys are configured; 401 when keys are on and it carries none."""
-    return request_key(request, services.api_keys)
+    ANONYMOUS when no keys are configured; 401 when keys are on and it carries none. The
+    name becomes a field of the request's log lines (core.logs)."""
+    name = request_key(request, services.api_keys)
+    if services.api_keys:
+        set_log_field("key", name)
+    return name
 
 
 OwnerDep = Annotated[str, Depends(require_key)]

@@ -12,6 +12,8 @@ API (`/metrics` of `mcnet api`):
     mcnet_queue_depth                                jobs waiting in the queue
     mcnet_jobs{status}                               jobs in Redis by state
     mcnet_workers_alive                              workers with a recent heartbeat
+    mcnet_worker_starts_total{result}                workers' starts: loaded, failed (Redis)
+    mcnet_redis_up, mcnet_storage_up                 1 when Redis / the store answer
     mcnet_jobs_submitted_by_key_total{key}           jobs accepted, by API key name
     mcnet_rate_limited_total{key,reason}             requests refused 429 by key name and reason
     mcnet_event_streams                              open progress streams (GET /jobs/{id}/events)
@@ -24,7 +26,7 @@ import logging
 from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from redis.exceptions import RedisError
 
@@ -82,25 +84,40 @@ class ApiMetrics:
 
 
 class QueueCollector(Collector):
-    """Reads queue depth, jobs by state and live workers from Redis at scrape time."""
+    """Reads queue depth, jobs by state, live workers and workers' starts from Redis, and
+    whether Redis and the store answer, at scrape time."""
 
     def __init__(
         self,
         depth: Callable[[], int],
         counts: Callable[[], dict[str, int]],
         workers: Callable[[], int],
+        starts: Callable[[], dict[str, int]] | None = None,
+        storage_ok: Callable[[], bool] | None = None,
     ) -> None:
         self._depth = depth
         self._counts = counts
         self._workers = workers
+        self._starts = starts
+        self._storage_ok = storage_ok
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        """Yield the gauges; nothing when Redis cannot be read (the scrape still works)."""
+    def collect(self) -> Iterator[Metric]:
+        """Yield the gauges; without Redis only `mcnet_redis_up 0` and the store's gauge.
+        (`starts` and `storage_ok` not given: their metrics are left out.)"""
+        if self._storage_ok is not None:
+            yield GaugeMetricFamily(
+                "mcnet_storage_up",
+                "1 when the file store can be written, else 0.",
+                value=1 if self._storage_ok() else 0,
+            )
         try:
             depth, counts, workers = self._depth(), self._counts(), self._workers()
+            starts = self._starts() if self._starts is not None else None
         except RedisError as exc:
             logger.warning("queue metrics unavailable: %s", exc)
+            yield GaugeMetricFamily("mcnet_redis_up", "1 when Redis answers, else 0.", value=0)
             return
+        yield GaugeMetricFamily("mcnet_redis_up", "1 when Redis answers, else 0.", value=1)
         yield GaugeMetricFamily("mcnet_queue_depth", "Jobs waiting in the queue.", value=depth)
         family = GaugeMetricFamily("mcnet_jobs", "Jobs kept in Redis, by state.", labels=["status"])
         for status, count in counts.items():
@@ -109,7 +126,18 @@ class QueueCollector(Collector):
         yield GaugeMetricFamily(
             "mcnet_workers_alive", "Workers with a recent heartbeat.", value=workers
         )
+        if starts is None:
+            return
+        started = CounterMetricFamily(
+            "mcnet_worker_starts",
+            "Worker starts by result: loaded (model on its device), failed (the worker could "
+            "not start: model, storage or settings).",
+            labels=["result"],
+        )
+        for result, count in sorted(starts.items()):
+            started.add_metric([result], count)
+        yield started
 
-    def describe(self) -> Iterator[GaugeMetricFamily]:
+    def describe(self) -> Iterator[Metric]:
         """Nothing to describe up front (values come from Redis)."""
         return iter(())

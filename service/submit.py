@@ -31,6 +31,7 @@ from core.errors import (
 from core.face_check import check_photo_face, check_video_face
 from core.idempotency import fingerprint
 from core.keys import ANONYMOUS
+from core.logs import log_field, set_log_field
 from core.media_probe import MediaLimits, probe_image, probe_video
 from core.options import JobOptions
 from core.storage import INPUT_NAMES, StorageError, input_key
@@ -127,6 +128,7 @@ async def _submit(
     request: Request, ctx: Services, owner: str, idempotency_key: str | None
 ) -> tuple[str, bool]:
     job_id = str(uuid.uuid4())
+    set_log_field("job_id", job_id)
     with _spool(ctx.spool_dir) as folder:
         with _storage_errors("receive the upload"):
             form = await receive_form(request, folder, ctx.form_limits)
@@ -159,6 +161,7 @@ async def _submit(
                 ctx.idempotency.claim, owner, idempotency_key, claim, job_id
             )
             if earlier is not None:
+                set_log_field("job_id", earlier)
                 logger.info("job %s returned again (idempotent retry, key %s)", earlier, owner)
                 return earlier, True
         stored: list[str] = []
@@ -176,7 +179,9 @@ async def _submit(
                     await run_in_threadpool(ctx.storage.put_file, key, form.files[part], move=True)
                 stored.append(key)
             await run_in_threadpool(ctx.owners.record, job_id, owner)
-            meta = {"webhook": webhook.as_meta()} if webhook is not None else None
+            meta: dict[str, object] = {"request_id": log_field("request_id"), "key": owner}
+            if webhook is not None:
+                meta["webhook"] = webhook.as_meta()
             await run_in_threadpool(ctx.jobs.submit, job_id, options, video, meta)
         except BaseException:
             for key in stored:

@@ -43,6 +43,24 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _check_mount(settings: ModelSettings) -> None:
+    """A checkpoint path that is a folder: in a container, the host path did not exist
+    and Docker created an empty folder there; say which variable and which host path."""
+    path = settings.checkpoint
+    if path is None or not path.is_dir():
+        return
+    host = settings.checkpoint_host_path
+    if host:
+        raise CheckpointError(
+            f"MCNET_CHECKPOINT={host} (in .env) does not exist on the Docker host, so Docker "
+            f"mounted an empty folder, made at {host}, at {path}: set MCNET_CHECKPOINT to "
+            "the checkpoint file's path on the host, remove that folder, and start again."
+        )
+    raise CheckpointError(
+        f"MCNET_CHECKPOINT={path} is a folder, not a checkpoint file: set it to the file."
+    )
+
+
 def load_animator(settings: ModelSettings) -> Animator:
     """Load the networks the settings name onto their device, once. Raises CheckpointError."""
     from model.animator import Animator
@@ -53,6 +71,7 @@ def load_animator(settings: ModelSettings) -> Animator:
     # vox256: the published configuration, or the one a safetensors file of ours records
     config = MCNetConfig.tiny() if settings.net_config == "tiny" else None
     started = time.perf_counter()
+    _check_mount(settings)
     if settings.checkpoint is not None:
         networks = load_networks(settings.checkpoint, config)
     elif settings.demo_weights:

@@ -38,6 +38,7 @@ from rq.job import Job
 from core.errors import InvalidInputError, JobCanceledError, StorageUnavailableError
 from core.jobs import SERIALIZER, cancel_requested
 from core.lease import Lease, LeaseLostError
+from core.logs import set_log_field
 from core.media_probe import VideoInfo
 from core.options import JobOptions
 from core.protocol import DEMO_MODEL, Progress, Stage
@@ -117,6 +118,7 @@ class ProgressReporter:
         self.last = Progress(Stage.QUEUED, 0, frames_total)
         self._written_at = 0.0
         self._batch_started = time.perf_counter()
+        self._rendered, self._render_seconds = 0, 0.0  # this job's animating stage
         self._lock = threading.Lock()
         metrics.frames_done.set(0)
         metrics.frames_total.set(frames_total)
@@ -137,7 +139,15 @@ class ProgressReporter:
                 if done > 0:
                     self.metrics.frames.inc(done)
                     self.metrics.batch_seconds.observe(now - self._batch_started)
+                    self._rendered += done
+                    self._render_seconds += now - self._batch_started
+                    if self._render_seconds > 0:
+                        self.metrics.render_fps.labels(self.metrics.device).set(
+                            self._rendered / self._render_seconds
+                        )
             self._batch_started = now
+            if current.stage != previous.stage:
+                set_log_field("stage", current.stage.value)
             self.last = current
             self.metrics.frames_done.set(current.frames_done)
             self.metrics.frames_total.set(current.frames_total)

@@ -34,7 +34,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import sys
+import tempfile
 import threading
 import time
 import traceback
@@ -55,10 +57,14 @@ from rq.registry import (
 from rq.timeouts import JobTimeoutException
 from rq.worker import WorkerStatus
 
-from core.jobs import MODEL_FIELD, SERIALIZER, JobQueue
+from core.estimate import record_speed
+from core.jobs import SERIALIZER, JobQueue
 from core.lease import Lease, LeaseLostError, Refusal, mark_shutdown
+from core.logs import log_fields
 from core.protocol import Outcome, Progress, Stage
 from core.storage import StorageError
+from worker.announcer import Announcer
+from worker.failures import failure_reason
 from worker.outcomes import Verdict, job_outcome, verdict_of
 from worker.recovery import Recovery, fence_keep
 from worker.redis_retry import retrying
@@ -73,6 +79,8 @@ from worker.rq_internals import (
 )
 from worker.rq_task import WorkerContext, worker_context
 from worker.webhooks import job_webhooks
+from worker.work_folder import work_folder_problem
+from worker.work_timer import WorkTimeLimit
 from worker.worker_identity import WorkerNameTakenError, predecessor_gone
 from worker.worker_parts import WorkerParts
 
@@ -115,7 +123,17 @@ class MCNetWorker(SimpleWorker):
         self._deadline: float | None = None
         self._run: _Run | None = None
         self._outcome = Outcome.FAILED
+        self._ended = False  # the run ended the job (finished, failed for good, canceled)
         self.recovery = Recovery(self.connection, self.queues, settings)
+        self._problem: str | None = None  # why this worker takes no jobs now
+        self.announcer = Announcer(
+            self.connection,
+            settings.queue_name,
+            self.name,
+            parts.model,
+            settings.heartbeat_interval,
+            lambda: self._problem,
+        )
 
     # birth, death, Redis outages --------------------------------------------------------
     def register_birth(self) -> None:
@@ -130,17 +148,51 @@ class MCNetWorker(SimpleWorker):
             logger.warning("worker name %s: its previous worker is gone; taking it over", self.name)
             self.connection.delete(self.key)
         super().register_birth()
-        self.connection.hset(self.key, MODEL_FIELD, self.parts.model)  # /readyz shows it
+        if self.parts.warmup is not None:  # a first speed for the API's estimates
+            record_speed(self.connection, self.key, *self.parts.warmup)
 
     def bootstrap(self, *args: Any, **kwargs: Any) -> None:
         """Register, then recover abandoned jobs from a thread for as long as it works."""
         super().bootstrap(*args, **kwargs)
         self.recovery.start()
+        self.announcer.start()
 
     def teardown(self) -> None:
-        """Stop the recovery thread, then as RQ does."""
+        """Stop the recovery and announcer threads, then as RQ does."""
+        self.announcer.stop()
         self.recovery.stop()
         super().teardown()
+
+    # a work folder that cannot hold jobs ------------------------------------------------
+    def _wait_for_work_folder(self) -> bool:
+        """Until this worker's work folder can hold a job, take no job (and say why),
+        trying the folder again every few seconds; False when a stop came meanwhile."""
+        wait = 1.0
+        while self._check_work_folder() is not None:
+            if stop_requested(self):
+                return False
+            self.heartbeat()
+            time.sleep(wait)
+            wait = min(wait * 2, 10.0)
+        return True
+
+    def _check_work_folder(self) -> str | None:
+        """Probe the work folder; on a change, say so (log, health file, announcement)."""
+        problem = work_folder_problem(self.parts.settings.work_dir)
+        if problem == self._problem:
+            return problem
+        self._problem = problem
+        if problem is not None:
+            logger.error(
+                "this worker takes no jobs: %s (%s); it tries again every few seconds",
+                problem,
+                self.parts.settings.work_dir or tempfile.gettempdir(),
+            )
+        else:
+            logger.info("the work folder can be written again: this worker takes jobs")
+        self._mark_alive()
+        self.announcer.announce_now()
+        return problem
 
     def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
         """RQ's heartbeat; without Redis the worker waits instead of quitting. Sent at once
@@ -191,19 +243,35 @@ class MCNetWorker(SimpleWorker):
                 self._mark_alive()
 
     def _mark_alive(self) -> None:
+        """Touch the health file; while the worker takes no jobs, write why in it and
+        date it from 1970, so that a healthcheck on its age fails at once."""
         path = self.parts.settings.health_file
-        if path is not None:
-            try:
+        if path is None:
+            return
+        try:
+            if self._problem is None:
+                if path.exists() and path.stat().st_size:
+                    path.write_text("")
                 path.touch()
-            except OSError as exc:
-                logger.warning("health file %s not touched: %s", path, exc)
+            else:
+                path.write_text(f"not taking jobs: {self._problem}\n")
+                os.utime(path, (0, 0))
+        except OSError as exc:
+            logger.warning("health file %s not updated: %s", path, exc)
 
     # running a job ----------------------------------------------------------------------
     def execute_job(self, job: Job, queue: Queue) -> None:
-        """Take the job's lease, run it with heartbeats, context and metrics around it."""
+        """Take the job's lease, run it with heartbeats, context and metrics around it; its
+        log lines carry the job's id, its key's name and the id of the request that made it."""
+        meta = job.meta or {}
+        with log_fields(job_id=job.id, key=meta.get("key"), request_id=meta.get("request_id")):
+            self._execute_job(job, queue)
+
+    def _execute_job(self, job: Job, queue: Queue) -> None:
         settings = self.parts.settings
         metrics = self.parts.metrics
-        if stop_requested(self):  # taken from the queue as SIGTERM came: not started
+        # taken from the queue as SIGTERM came, or as the work folder broke: not started
+        if stop_requested(self) or self._check_work_folder() is not None:
             self._give_back(job, queue)
             return
         try:
@@ -252,6 +320,7 @@ class MCNetWorker(SimpleWorker):
         job.meta.pop("outcome", None)  # an earlier run's
         self._run = run
         self._outcome = Outcome.FAILED
+        self._ended = False
         metrics.busy.set(1)
         started = time.perf_counter()
         beats.start()
@@ -266,12 +335,36 @@ class MCNetWorker(SimpleWorker):
             metrics.frames_done.set(0)
             metrics.frames_total.set(0)
             hooks.completed()
+        seconds = time.perf_counter() - started
         metrics.jobs.labels(self._outcome).inc()
-        metrics.job_seconds.labels(self._outcome).observe(time.perf_counter() - started)
+        metrics.job_seconds.labels(self._outcome).observe(seconds)
+        self._observe_times(job)
+        if self._outcome is Outcome.FINISHED:  # the API's time estimates read it
+            frames = int(job.meta.get("frames_total") or 0)
+            try:
+                record_speed(self.connection, self.key, frames, seconds)
+            except RedisError as exc:
+                logger.warning("job %s: speed not recorded: %s", job.id, exc)
         try:
             self.set_state(WorkerStatus.IDLE)
         except RedisError as exc:
             logger.warning("worker state not saved: %s", exc)
+
+    def _observe_times(self, job: Job) -> None:
+        """The times a user feels: submit to this run's start, and submit to the job's end."""
+        submitted, metrics = job.created_at, self.parts.metrics
+        if submitted is None or job.started_at is None:
+            return
+        metrics.queue_wait.labels(self._outcome).observe(
+            max((job.started_at - submitted).total_seconds(), 0.0)
+        )
+        if self._ended and job.ended_at is not None:
+            metrics.end_to_end.labels(self._outcome).observe(
+                max((job.ended_at - submitted).total_seconds(), 0.0)
+            )
+
+    def _failed(self, reason: str) -> None:
+        self.parts.metrics.failures.labels(reason).inc()
 
     def _forget_dequeued(self, job: Job, queue: Queue) -> None:
         try:
@@ -297,7 +390,7 @@ class MCNetWorker(SimpleWorker):
             )
             job.started_at = utc_now()
             timeout = job.timeout or self.queue_class.DEFAULT_TIMEOUT
-            with self.death_penalty_class(timeout, JobTimeoutException, job_id=job.id):
+            with WorkTimeLimit(timeout, JobTimeoutException):  # pauses do not count
                 value = job.perform()
         except BaseException:  # the run's outcome, whatever ended it
             job.ended_at = utc_now()
@@ -322,12 +415,14 @@ class MCNetWorker(SimpleWorker):
             retrying(transaction, f"job {job.id}: {what}", self.patience)
         except (LeaseLostError, WatchError):
             self._outcome = Outcome.LOST
+            self._failed("lost_lease")
             logger.warning(
                 "job %s: another worker owns the job now; this run records nothing", job.id
             )
             return False
         except RedisError as exc:
             self._outcome = Outcome.UNRECORDED
+            self._failed("redis")
             logger.error(
                 "job %s: %s not recorded (%s); the job will be recovered", job.id, what, exc
             )
@@ -355,6 +450,7 @@ class MCNetWorker(SimpleWorker):
         if not self._record(run, job, "finished", write):
             return False
         self._outcome = Outcome.FINISHED
+        self._ended = True
         seconds = (job.ended_at - started_at).total_seconds() if job.ended_at and started_at else 0
         logger.info("job %s: rendered and recorded finished (%.1f s)", job.id, seconds)
         try:
@@ -368,6 +464,8 @@ class MCNetWorker(SimpleWorker):
     ) -> None:
         exc_value = exc_info[1]
         verdict = verdict_of(exc_value)
+        if verdict in (Verdict.LOST, Verdict.UNRECORDED):
+            self._failed(failure_reason(exc_value))
         if verdict is Verdict.LOST:
             self._outcome = Outcome.LOST
             logger.warning("job %s: another worker owns the job now; this run stopped", job.id)
@@ -379,6 +477,10 @@ class MCNetWorker(SimpleWorker):
             )
             return
         outcome = job_outcome(verdict, exc_value, job.timeout)
+        if outcome.outcome is Outcome.FAILED and self._check_work_folder() is not None:
+            logger.warning("job %s: back to the queue (%s)", job.id, exc_value)
+            verdict = Verdict.REQUEUE  # not the job's fault: no retry spent
+            outcome = job_outcome(verdict, exc_value, job.timeout)
         if verdict is Verdict.CRASH:
             logger.error("job %s failed", job.id, exc_info=exc_info)
         else:  # a job put back because the worker stops: WARNING (someone waits longer)
@@ -395,6 +497,8 @@ class MCNetWorker(SimpleWorker):
             job.meta.pop("outcome", None)
         else:
             job.meta["outcome"] = outcome.as_dict()
+        if outcome.outcome is Outcome.FAILED:
+            self._failed(failure_reason(exc_value))
         ended = job.ended_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ") if job.ended_at else ""
 
         def write(pipe: Pipeline) -> None:
@@ -419,6 +523,9 @@ class MCNetWorker(SimpleWorker):
 
         if self._record(run, job, outcome.outcome.value, write):
             self._outcome = outcome.outcome
+            self._ended = outcome.outcome is Outcome.CANCELED or (
+                outcome.outcome is Outcome.FAILED and not retry
+            )
 
     # shutdown ---------------------------------------------------------------------------
     def request_stop(self, signum: Any, frame: Any) -> None:
@@ -461,7 +568,11 @@ class MCNetWorker(SimpleWorker):
     ) -> tuple[Job, Queue] | None:
         """RQ's wait for a job, in waits of at most `_IDLE_WAIT_S` seconds so that a stop
         request is seen soon; a job taken as the request came goes back to the front of
-        its queue. None once a stop is requested (or, as RQ's, when idle too long)."""
+        its queue. None once a stop is requested (or, as RQ's, when idle too long). No job
+        is taken while the work folder cannot hold one (`_wait_for_work_folder`)."""
+        if not self._wait_for_work_folder():
+            logger.info("worker %s: stopping on request", self.name)
+            return None
         if timeout is None:  # burst: RQ's own, it does not block
             result = super().dequeue_job_and_maintain_ttl(None, max_idle_time)
         else:
@@ -494,7 +605,7 @@ class MCNetWorker(SimpleWorker):
         except RedisError as exc:
             logger.error("job %s: not given back (%s); RQ's maintenance requeues it", job.id, exc)
             return
-        logger.info("job %s: the worker is shutting down; put back in the queue unstarted", job.id)
+        logger.info("job %s: put back in the queue unstarted", job.id)
 
     # maintenance ------------------------------------------------------------------------
     def clean_registries(self) -> None:

@@ -31,6 +31,7 @@ from rq.job import Job
 
 from core.errors import JobNotFoundError
 from core.jobs import JobQueue
+from core.logs import log_field, log_fields
 from core.protocol import Progress
 from core.settings import WorkerSettings
 from core.webhooks import (
@@ -59,6 +60,7 @@ class _Message:
     message_id: str = field(compare=False, default_factory=lambda: f"msg_{uuid.uuid4().hex}")
     attempt: int = field(compare=False, default=0)
     body: bytes | None = field(compare=False, default=None)
+    request_id: str | None = field(compare=False, default=None)  # of the job's submit
 
 
 class _PinnedHTTPConnection(http.client.HTTPConnection):
@@ -127,7 +129,10 @@ class WebhookSender:
         """Queue one message (never blocks); dropped and counted when the queue is full."""
         if event not in target.events or self._closing.is_set():
             return
-        message = _Message(time.monotonic(), next(self._seq), job_id, event, target)
+        message = _Message(
+            time.monotonic(), next(self._seq), job_id, event, target,
+            request_id=log_field("request_id"),
+        )  # fmt: skip
         try:
             self._inbox.put_nowait(message)
         except queue.Full:
@@ -155,6 +160,10 @@ class WebhookSender:
         return self._inbox.empty() and not self._retries
 
     def _deliver(self, message: _Message) -> None:
+        with log_fields(job_id=message.job_id, request_id=message.request_id):
+            self._deliver_now(message)
+
+    def _deliver_now(self, message: _Message) -> None:
         if message.body is None:
             try:
                 info = self.jobs.info(message.job_id)
@@ -200,6 +209,8 @@ class WebhookSender:
             "webhook-timestamp": str(timestamp),
             "webhook-signature": sign(self.key, message.message_id, timestamp, body),
         }
+        if message.request_id:
+            headers["X-Request-ID"] = message.request_id
         parts = urlsplit(message.target.url)
         https = parts.scheme == "https"
         port = parts.port or (443 if https else 80)

@@ -17,19 +17,22 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry, start_http_server
 from redis import Redis
+from redis.exceptions import RedisError
 from rq import Queue
 
 from core.cli_options import MODEL_OPTIONS, add_model_options, given_options
 from core.errors import MCNetError
-from core.jobs import SERIALIZER
+from core.jobs import SERIALIZER, JobQueue
 from core.logs import configure_logging
 from core.settings import WorkerSettings, settings_from_env
-from core.storage import StorageError, open_storage
+from core.storage import open_storage
 from worker.media.settings import MediaSettings
-from worker.metrics import WorkerMetrics
+from worker.metrics import WorkerMetrics, register_device_memory
 from worker.model_loading import describe_model, load_animator
 from worker.rq_task import JOB_FOLDER_PREFIX
 from worker.rq_worker import MCNetWorker
+from worker.startup import wait_for_services
+from worker.warmup import measure_speed
 from worker.webhooks import webhook_sender
 from worker.worker_identity import WorkerNameTakenError, pid_alive
 from worker.worker_parts import WorkerParts
@@ -83,6 +86,19 @@ def settings_from_args(args: argparse.Namespace) -> WorkerSettings:
     return settings_from_env(WorkerSettings, {**options, "worker_name": args.name})
 
 
+def _record_start(settings: WorkerSettings, result: str) -> None:
+    """Count this start in Redis (the API exports it: a worker that cannot load its model
+    restarts too fast to be scraped itself)."""
+    if not settings.redis_url:
+        return
+    try:
+        JobQueue(
+            Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5), settings
+        ).record_worker_start(result)
+    except RedisError as exc:
+        logger.warning("worker start not counted in Redis: %s", exc)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `mcnet worker`."""
     args = build_parser().parse_args(argv)
@@ -99,14 +115,20 @@ def main(argv: list[str] | None = None) -> int:
         started = time.perf_counter()
         animator = load_animator(settings)
         metrics.model_load_seconds.set(time.perf_counter() - started)
+        warmup = measure_speed(animator)
+        logger.info("speed measured: %.2f frames/s", warmup[0] / warmup[1])
         storage = open_storage(settings.storage_url, s3_endpoint_url=settings.s3_endpoint_url)
-        storage.check()
         prepare_work_dir(settings.work_dir)
-    except (MCNetError, StorageError, ValueError) as exc:
+        connection = Redis.from_url(settings.redis_url, health_check_interval=30)
+    except (MCNetError, ValueError) as exc:
         logger.error("%s", exc)
+        _record_start(settings, "failed")
         return 2
+    wait_for_services(connection, storage, settings)  # the model stays loaded meanwhile
+    _record_start(settings, "loaded")
     name = settings.worker_name or f"{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:6]}"
-    metrics.info.labels(name, str(animator.device), settings.precision).set(1)
+    metrics.describe(name, str(animator.device), settings.precision)
+    register_device_memory(registry, str(animator.device))
     if settings.metrics_port:
         try:
             start_http_server(settings.metrics_port, addr=settings.metrics_host, registry=registry)
@@ -120,7 +142,6 @@ def main(argv: list[str] | None = None) -> int:
             )
             return 2
         logger.info("metrics on http://%s:%d/metrics", settings.metrics_host, settings.metrics_port)
-    connection = Redis.from_url(settings.redis_url, health_check_interval=30)
     queue = Queue(settings.queue_name, connection=connection, serializer=SERIALIZER)
     webhooks = webhook_sender(settings, connection, metrics)
     parts = WorkerParts(
@@ -131,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         media_settings=media_settings(settings),
         model=describe_model(settings),
         webhooks=webhooks,
+        warmup=warmup,
     )
     worker = MCNetWorker([queue], parts, name=name, connection=connection)
     try:

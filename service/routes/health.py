@@ -62,14 +62,16 @@ def _readiness(services: Services) -> JSONResponse:
     state: dict[str, Any] = {"redis": jobs.ping(), "workers": 0, "storage": True}
     problems = []
     if state["redis"]:
-        models = jobs.live_models()
-        state["workers"] = len(models)
+        workers = jobs.worker_states()
+        models = [worker.model for worker in workers if worker.problem is None]
+        state["workers"] = len(models)  # alive and taking jobs
         state["models"] = sorted(set(models))  # checkpoint name and sha256 prefix, or "demo"
         state["demo"] = DEMO_MODEL in models
+        state["workers_not_taking_jobs"] = {w.name: w.problem for w in workers if w.problem}
     else:
         problems.append("Redis cannot be reached")
     try:
-        storage.check()
+        (services.storage_probe.check if services.storage_probe else storage.check)()
         if services.spool_dir is not None:
             check_writable(services.spool_dir)
     except StorageError as exc:

@@ -20,6 +20,7 @@ from core.errors import (
     RangeNotSatisfiableError,
     ResultGoneError,
 )
+from core.estimate import long_job_warning
 from core.idempotency import check_idempotency_key
 from core.job_view import JobView, Links
 from core.protocol import JobState
@@ -110,11 +111,17 @@ async def animate(
     job_id, replayed = await submit_job(request, services, owner, key)
     links = _links(request, job_id)
     response.headers["Location"] = links.self
-    status = JobState.QUEUED
+    info = await run_in_threadpool(services.jobs.info, job_id)
     if replayed:
         response.headers["Idempotent-Replayed"] = "true"
-        status = (await run_in_threadpool(services.jobs.info, job_id)).status
-    return SubmitResponse(id=job_id, status=status.value, links=links)
+    warning = long_job_warning(info.estimated_seconds, services.long_job_warning)
+    return SubmitResponse(
+        id=job_id,
+        status=info.status.value if replayed else JobState.QUEUED.value,
+        links=links,
+        estimated_seconds=info.estimated_seconds,
+        warnings=[warning] if warning else [],
+    )
 
 
 @jobs_router.get(

@@ -64,9 +64,9 @@ def run(
     return done
 
 
-def docker(*args: str, timeout: float = 60) -> str:
+def docker(*args: str, timeout: float = 60, check: bool = True) -> str:
     """`docker ARGS`; its standard output."""
-    return run([docker_binary(), *args], timeout=timeout).stdout
+    return run([docker_binary(), *args], timeout=timeout, check=check).stdout
 
 
 def base_env() -> dict[str, str]:

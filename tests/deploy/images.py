@@ -2,7 +2,10 @@
 
 - a Debian 12 base (debootstrap, `docker import`) standing in for python:3.11-slim;
 - Debian's redis-server and prometheus on that base, standing in for the official images;
-- the torch wheel this environment installed (the CPU build), for the worker's TORCH_WHEELS.
+- the torch wheel this environment installed (the CPU build), for the worker's TORCH_WHEELS;
+- a simple index (PEP 503) with that wheel and its dependencies, served on loopback while the
+  images build, standing in for download.pytorch.org/whl/cpu: the worker is built the way
+  docker/compose.cpu.yml builds it (TORCH_INDEX=cpu), with TORCH_INDEX_URL pointing there.
 
 The recipes are in docker/test-images/. Each image is tagged with a hash of what it is made
 from, and the Debian tarball is kept in MCNET_DEPLOY_CACHE (default /var/cache/mcnet-deploy),
@@ -11,11 +14,18 @@ so a rerun, even on a wiped Docker engine, does not debootstrap again.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
+import html
+import http.server
 import logging
 import os
+import re
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,16 +64,16 @@ class LocalImages:
     prometheus: str
     torch_wheels: str
 
-    def compose_env(self) -> dict[str, str]:
-        """The variables docker-compose.yml reads for its images and build arguments."""
+    def compose_env(self, torch_index_url: str) -> dict[str, str]:
+        """The variables docker-compose.yml reads for its images and build arguments.
+        TORCH_INDEX stays as docker/compose.cpu.yml sets it (cpu); the index it names is
+        the local one at `torch_index_url`."""
         return {
             "PYTHON_IMAGE": self.python,
             "REDIS_IMAGE": self.redis,
             "PROMETHEUS_IMAGE": self.prometheus,
             "TORCH_WHEELS": self.torch_wheels,
-            # PyPI is the index (it serves torch's dependencies); the local +cpu wheel outranks
-            # PyPI's 2.13.0 (a local version label sorts higher), so nothing CUDA is downloaded.
-            "TORCH_INDEX": "cu130",
+            "TORCH_INDEX_URL": torch_index_url,
         }
 
 
@@ -141,6 +151,59 @@ def torch_wheel_dir() -> Path:
             timeout=1800,
         )
     return folder
+
+
+def _project(wheel: str) -> str:
+    """The normalised project name of a wheel file (PEP 503)."""
+    return re.sub(r"[-_.]+", "-", wheel.split("-", 1)[0]).lower()
+
+
+def torch_index_dir() -> Path:
+    """A simple index of this environment's torch wheel and its dependencies (made once)."""
+    import torch
+
+    folder = cache_dir() / "index" / torch.__version__
+    files = folder / "files"
+    if not (folder / "simple" / "torch" / "index.html").exists():
+        files.mkdir(parents=True, exist_ok=True)
+        run(
+            [
+                sys.executable,
+                *("-m", "pip", "download", "--quiet", "--only-binary", ":all:"),
+                *("--dest", files, f"torch=={torch.__version__}"),
+            ],
+            timeout=1800,
+        )
+        projects: dict[str, list[str]] = {}
+        for wheel in sorted(p.name for p in files.glob("*.whl")):
+            projects.setdefault(_project(wheel), []).append(wheel)
+        for project, wheels in projects.items():
+            page = folder / "simple" / project / "index.html"
+            page.parent.mkdir(parents=True, exist_ok=True)
+            links = "".join(
+                f'<a href="../../files/{html.escape(w)}">{html.escape(w)}</a>\n' for w in wheels
+            )
+            page.write_text(f"<!DOCTYPE html>\n<html><body>\n{links}</body></html>\n")
+    return folder
+
+
+@contextlib.contextmanager
+def serve_index(folder: Path) -> Iterator[str]:
+    """Serve `folder` on loopback (image builds use the host's network); the index's URL."""
+    handler = functools.partial(_QuietHandler, directory=os.fspath(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/simple/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base's name
+        log.debug("index: " + format, *args)
 
 
 def local_images() -> LocalImages:

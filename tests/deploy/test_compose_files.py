@@ -25,6 +25,7 @@ from tests.deploy.engine import (
     Compose,
     run,
 )
+from tests.prerequisites import require_promtool
 
 CHECKPOINT = "/srv/models/mcnet_vox256.pth.tar"
 # every override the README shows, each on top of docker-compose.yml
@@ -99,6 +100,16 @@ def test_the_gpus_override_reserves_only_the_listed_gpus() -> None:
     [gpus] = _gpus(worker)
     assert gpus["device_ids"] == ["1,2"] and "count" not in gpus
     assert worker["environment"]["MCNET_WORKERS"] == "4"  # two processes per GPU
+
+
+def test_a_wrong_setting_does_not_restart_forever() -> None:
+    """A container that exits 2 (a wrong setting) is restarted a few times, then stays
+    stopped; the README says it stops."""
+    for layout in ("gpu", "some-gpus", "cpu"):
+        env = {**_example_env(), "MCNET_GPUS": "1"}
+        services = _render(LAYOUTS[layout], env)["services"]
+        for name in ("api", "worker"):
+            assert services[name]["restart"] == "on-failure:5", (layout, name)
 
 
 def test_cpu_layout_reserves_no_gpu() -> None:
@@ -181,9 +192,39 @@ def test_hadolint_passes_every_dockerfile() -> None:
 
 
 def test_promtool_accepts_the_prometheus_config() -> None:
+    require_promtool()
     done = run(
-        ["promtool", "check", "config", ROOT / "docker" / "prometheus.yml"],
+        ["promtool", "check", "config", ROOT / "docker" / "prometheus" / "prometheus.yml"],
         timeout=60,
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def _torch_index_case(value: str, url: str = "") -> tuple[int, str, str]:
+    """The worker image's TORCH_INDEX `case` (from the Dockerfile), run in sh for `value`."""
+    text = (ROOT / "Dockerfile").read_text().replace("\\\n", "\n")
+    block = text[text.index('case "$TORCH_INDEX" in') : text.index("esac") + len("esac")]
+    script = f'{block}\necho "$index"\n'
+    done = run(
+        ["sh", "-c", script],
+        timeout=10,
+        env={"PATH": "/usr/bin:/bin", "TORCH_INDEX": value, "TORCH_INDEX_URL": url},
+        check=False,
+    )
+    return done.returncode, done.stdout.strip(), done.stderr.strip()
+
+
+def test_torch_index_message_says_what_the_code_accepts() -> None:
+    assert _torch_index_case("cu130")[:2] == (0, "")
+    for name in ("cpu", "cu126", "cu132"):
+        code, index, _ = _torch_index_case(name)
+        assert code == 0 and index == f"--index-url https://download.pytorch.org/whl/{name}"
+    code, index, _ = _torch_index_case("cpu", "http://mirror.example/simple/")
+    assert code == 0 and index == "--index-url http://mirror.example/simple/"
+    for wrong in ("rocm6.2", "cuda", "nightly"):
+        code, _, message = _torch_index_case(wrong)
+        assert code == 1 and f"not '{wrong}'" in message, message
+        # the message names what is accepted, and nothing that is refused
+        assert "cu130" in message and "cpu" in message and "cuNNN" in message, message
+        assert "another index" not in message and "any" not in message.lower(), message

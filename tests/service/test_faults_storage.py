@@ -77,10 +77,14 @@ def test_read_only_store(stack: Stack, small_store: Path, tmp_path: Path) -> Non
 def test_full_store_at_submit(stack: Stack, small_store: Path, tmp_path: Path) -> None:
     stack.start_worker()
     source, driving = make_inputs(tmp_path, frames=2)
-    with stack.api() as client:
+    spool = tmp_path / "spool"  # uploads arrive elsewhere; the full store refuses the copy
+    with stack.api(spool_dir=spool) as client:
         with _filled(small_store):
-            _refused(submit(client, source, driving), small_store)
+            for _ in range(3):
+                _refused(submit(client, source, driving), small_store)
             _refused(client.get("/readyz"), small_store)
+            inputs = small_store / "store" / "inputs"
+            assert not inputs.exists() or list(inputs.iterdir()) == []  # no empty job folders
         assert client.get("/readyz").status_code == 200
         job_id = submit(client, source, driving).json()["id"]
         assert wait_status(client, job_id, timeout=120)["status"] == "finished"
