@@ -256,9 +256,12 @@ _API_NAMES = re.compile(r"\b(?:send )?(" + "|".join(JobOptions.model_fields) + r
 
 
 def _as_flag(match: re.Match[str]) -> str:
-    flag = "--" + match.group(1).replace("_", "-")
+    name, sent = match.group(1), match.group(0).startswith("send ")
+    if not (match.group(2) or sent or "_" in name):
+        return match.group(0)  # an ordinary word ("motion", "audio"), not an option's name
+    flag = "--" + name.replace("_", "-")
     value = f" {match.group(2)}" if match.group(2) else ""
-    return ("pass " if match.group(0).startswith("send ") else "") + flag + value
+    return ("pass " if sent else "") + flag + value
 
 
 def summary_line(result: Any, model: str) -> str:
