@@ -12,7 +12,8 @@ import sys
 
 # subcommand -> (module with a `main(argv) -> int`, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "animate": ("worker.cli", "animate a photo with a driving video into an MP4 (offline)"),
+    "animate": ("worker.cli", "animate a photo with a driving video or template (offline)"),
+    "template": ("worker.template_cli", "extract a driving video's motion template (offline)"),
     "convert": ("model.cli", "convert an official .pth.tar checkpoint to safetensors"),
     "serve": ("service.local", "run API, workers and (if REDIS_URL is unset) Redis locally"),
     "api": ("service.api_main", "run the HTTP API only"),

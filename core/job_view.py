@@ -58,6 +58,13 @@ class JobView(BaseModel):
         default=None,
         description="Place in the queue (1: next) while the job waits; null otherwise.",
     )
+    estimated_seconds: float | None = Field(
+        default=None,
+        description="Seconds until the job should end while it waits or runs: the frames "
+        "ahead of it and its own at the live workers' measured speed (a running job: at its "
+        "own pace so far). Null once it has ended, or while no live worker has measured a "
+        "speed.",
+    )
     links: Links | None = None
 
     @property

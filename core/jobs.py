@@ -35,6 +35,7 @@ from rq.utils import utcformat
 from rq.worker import BaseWorker
 
 from core.errors import JobNotFoundError, JobStateError
+from core.estimate import SPEED_FIELDS, Workload, own_speed, speed_of
 from core.job_view import JobView
 from core.lease import has_owner, shut_down
 from core.liveness import WorkerState, live_workers, withdraw
@@ -196,14 +197,65 @@ class JobQueue:
             for job in found
         )
         positions = self.queue_positions() if waiting else {}  # the queue's order, read once
-        return {job.id: self._info(job, positions) for job in found}
+        active = any(
+            state_of(job.get_status(refresh=False), job.meta or {})
+            in (JobState.QUEUED, JobState.STARTED)
+            for job in found
+        )
+        workload = self.workload(queued=waiting) if active else None  # read once, too
+        return {job.id: self._info(job, positions, workload) for job in found}
 
     def queue_positions(self) -> dict[str, int]:
         """Place of each waiting job in the queue (1: the next to run), in one read."""
         return {job_id: place for place, job_id in enumerate(self.queue.get_job_ids(), 1)}
 
-    def _info(self, job: Job, positions: dict[str, int] | None = None) -> JobView:
-        """`positions`: the queue's places (queue_positions), when read already."""
+    def workload(self, *, queued: bool = True) -> Workload:
+        """The live workers' speeds, the running jobs' frames left and (with `queued`) the
+        frames of each waiting job in queue order: what each job's estimate needs."""
+        speeds = [speed_of(*fields) for fields in self._worker_records(*SPEED_FIELDS)]
+        registry = StartedJobRegistry(self.queue.name, connection=self.connection)
+        running = self._metas(list(dict.fromkeys(registry.get_job_ids(cleanup=False))))
+        left = 0
+        for meta in running:
+            progress = progress_of(meta, JobState.STARTED)
+            left += max(0, progress.frames_total - progress.frames_done)
+        waiting = self._metas(self.queue.get_job_ids()) if queued else []
+        return Workload(
+            speeds=tuple(speed for speed in speeds if speed is not None),
+            running_frames_left=left,
+            queued_frames=tuple(int(meta.get("frames_total", 0) or 0) for meta in waiting),
+        )
+
+    def _metas(self, job_ids: list[str]) -> list[dict[str, Any]]:
+        """The meta of each job that still exists, in the order given, in one read."""
+        if not job_ids:
+            return []
+        jobs = Job.fetch_many(job_ids, connection=self.connection, serializer=SERIALIZER)
+        return [job.meta or {} for job in jobs if job is not None]
+
+    def _estimate(
+        self, state: JobState, progress: Progress, job: Job, position: int | None, load: Workload
+    ) -> float | None:
+        if state is JobState.QUEUED and position is not None:
+            return load.queued_seconds(position)
+        if state is JobState.QUEUED:  # out of the queue, being handed to a worker
+            return load.started_seconds(progress.frames_total, None)
+        if state is JobState.STARTED:
+            running = (utcnow() - job.started_at).total_seconds() if job.started_at else 0.0
+            return load.started_seconds(
+                progress.frames_total - progress.frames_done,
+                own_speed(progress.frames_done, running),
+            )
+        return None
+
+    def _info(
+        self,
+        job: Job,
+        positions: dict[str, int] | None = None,
+        workload: Workload | None = None,
+    ) -> JobView:
+        """`positions`: the queue's places (queue_positions), `workload`: what the
+        estimates need (workload()), when read already."""
         meta = job.meta or {}
         state = state_of(job.get_status(refresh=False), meta)
         error = failure_reason(job, meta, self.settings) if state is JobState.FAILED else None
@@ -217,10 +269,20 @@ class JobQueue:
                 state, error = JobState.FAILED, abandoned_message(self.settings)
         if state is JobState.CANCELED:
             error = CANCELED_MESSAGE
+        progress = progress_of(meta, state)
+        position = (
+            (self.queue_positions() if positions is None else positions).get(job.id)
+            if state is JobState.QUEUED
+            else None
+        )
+        estimate = None
+        if state in (JobState.QUEUED, JobState.STARTED):
+            load = workload if workload is not None else self.workload()
+            estimate = self._estimate(state, progress, job, position, load)
         return JobView(
             id=job.id,
             status=state,
-            progress=progress_of(meta, state),
+            progress=progress,
             created_at=job.created_at,
             started_at=job.started_at,
             ended_at=job.ended_at if state not in (JobState.QUEUED, JobState.STARTED) else None,
@@ -229,11 +291,8 @@ class JobQueue:
             warnings=[str(w) for w in meta.get("warnings") or []],
             precision=meta.get("precision"),
             model=meta.get("model"),
-            queue_position=(
-                (self.queue_positions() if positions is None else positions).get(job.id)
-                if state is JobState.QUEUED
-                else None
-            ),
+            queue_position=position,
+            estimated_seconds=estimate,
         )
 
     def _abandoned(self, job: Job) -> bool:
@@ -331,6 +390,16 @@ class JobQueue:
     @property
     def _starts_key(self) -> str:
         return f"mcnet:{self.queue.name}:worker-starts"
+
+    def _worker_records(self, *fields: str) -> list[tuple[Any, ...]]:
+        """`fields` of the RQ record of each live worker of this queue, in one read."""
+        names = [state.name for state in self.worker_states() if state.problem is None]
+        if not names:
+            return []
+        with self.connection.pipeline() as pipe:
+            for name in names:
+                pipe.hmget(BaseWorker.redis_worker_namespace_prefix + name, *fields)
+            return [tuple(values) for values in pipe.execute()]
 
     def forget_worker(self, name: str) -> None:
         """Drop the registration of a worker known to have exited (a crash leaves it

@@ -183,6 +183,12 @@ class ApiSettings(QueueSettings):
         ge=0,
         description="Driving frames one API key may submit per hour; more answer 429. 0: no cap.",
     )
+    long_job_warning: float = Field(
+        default=600,
+        ge=0,
+        description="Seconds: a new job estimated to take longer (from the live workers' "
+        "measured speed and the jobs ahead) is accepted with a warning. 0: never warn.",
+    )
     max_concurrent_uploads: int = Field(
         default=64, gt=0, description="Uploads received at once; more answer 503 + Retry-After."
     )

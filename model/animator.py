@@ -22,11 +22,7 @@ from model.fusion import fuse_for_inference
 from model.generator import SourceFeatures
 from model.keypoints import Keypoints
 from model.mixed_precision import FP32_ISLANDS, to_mixed_precision
-from model.motion import (
-    movement_scale,
-    pose_distance,
-    relative_keypoints,
-)
+from model.motion import movement_scale, nearest_pose, relative_keypoints
 from model.networks import MCNet
 from model.precision import REDUCED_DTYPES, Precision, check_precision
 
@@ -202,6 +198,29 @@ class Animator:
         noise = np.stack([frame_noise(seed, first + i, levels, spatial) for i in range(count)])
         return _to_device(torch.from_numpy(noise), self.device)
 
+    def detect(self, frames: Iterable[np.ndarray]) -> Iterator[Keypoints]:
+        """The keypoints (fp32, on the device) of `H x W x 3` frames, `batch_size` at a time."""
+        for chunk in _chunks(frames, self.batch_size):
+            yield self.keypoints(np.stack(chunk))
+
+    def motion_batches(
+        self, values: np.ndarray, jacobians: np.ndarray | None
+    ) -> Iterator[Keypoints]:
+        """Stored keypoints (`N x K x 2`, `N x K x 2 x 2` fp32) as device batches."""
+        for first in range(0, len(values), self.batch_size):
+            yield self.stored_keypoints(
+                values[first : first + self.batch_size],
+                None if jacobians is None else jacobians[first : first + self.batch_size],
+            )
+
+    def stored_keypoints(self, values: np.ndarray, jacobians: np.ndarray | None) -> Keypoints:
+        """A batch of stored keypoints (`B x K x 2`, `B x K x 2 x 2`) on the device, fp32."""
+        value = _to_device(torch.from_numpy(np.ascontiguousarray(values, np.float32)), self.device)
+        if jacobians is None:
+            return Keypoints(value, None)
+        jac = _to_device(torch.from_numpy(np.ascontiguousarray(jacobians, np.float32)), self.device)
+        return Keypoints(value, jac)
+
     def animate_batches(
         self,
         source: np.ndarray,
@@ -218,31 +237,55 @@ class Animator:
         reference: the frame relative motion is measured from (default: the first frame).
         progress(frames_done) is called after each batch.
         """
+        return self.animate_motion_batches(
+            source,
+            self.detect(driving),
+            relative=relative,
+            adapt_scale=adapt_scale,
+            reference=None if reference is None else self.keypoints(reference[None]),
+            seed=seed,
+            progress=progress,
+        )
+
+    def animate_motion_batches(
+        self,
+        source: np.ndarray,
+        motion: Iterable[Keypoints],
+        *,
+        relative: bool = True,
+        adapt_scale: bool = True,
+        reference: Keypoints | None = None,
+        seed: int = 0,
+        progress: ProgressCallback | None = None,
+    ) -> Iterator[torch.Tensor]:
+        """`animate_batches` from the driving frames' keypoints (batches of at most
+        `batch_size`, fp32 on the device): whether they were just detected on a video's
+        frames or read from a motion template, the rest of the path is this one.
+
+        reference: the reference frame's keypoints (batch of one; default: the first frame's).
+        """
         prepared = self.prepare(source)
-        kp_reference = None if reference is None else self.keypoints(reference[None])
+        kp_reference = reference
         scale = 1.0
         done = 0
-        for chunk in _chunks(driving, self.batch_size):
-            count = len(chunk)
-            if self._generate.compiled and count < self.batch_size:
-                # A compiled graph is specialised to the batch size: pad the last batch
-                # rather than compile again.
-                chunk = chunk + [chunk[-1]] * (self.batch_size - count)
+        for kp_driving in motion:
+            count = kp_driving.value.shape[0]
             with torch.inference_mode():
-                frames = self._images(np.stack(chunk))
-                with self._autocast():
-                    kp_driving = self.networks.kp_detector(frames).to(torch.float32)
                 if kp_reference is None:
                     kp_reference = kp_driving.first()
                 if done == 0 and relative and adapt_scale:
                     # Once per job: the hull areas are computed on the host.
                     scale = movement_scale(prepared.keypoints.value, kp_reference.value)
+                if self._generate.compiled and count < self.batch_size:
+                    # A compiled graph is specialised to the batch size: pad the last batch
+                    # rather than compile again.
+                    kp_driving = _pad(kp_driving, self.batch_size)
                 kp_norm = (
                     relative_keypoints(prepared.keypoints, kp_driving, kp_reference, scale)
                     if relative
                     else kp_driving
                 )
-                noise = self._noise(seed, done, len(chunk))
+                noise = self._noise(seed, done, kp_driving.value.shape[0])
                 with self._autocast():
                     generation = self._generate(
                         prepared.features, prepared.keypoints, kp_norm, noise
@@ -264,38 +307,74 @@ class Animator:
         seed: int = 0,
         progress: ProgressCallback | None = None,
     ) -> Generator[np.ndarray, None, None]:
-        """Yields one `H x W x 3` uint8 frame per driving frame (see `animate_batches`).
-
-        One batch stays in flight: the next batch is queued on the device before the frames
-        of the previous one are handed out, so the device works while the caller does.
-        """
-        batches = self.animate_batches(
-            source,
-            driving,
-            relative=relative,
-            adapt_scale=adapt_scale,
-            reference=reference,
-            seed=seed,
-            progress=progress,
+        """Yields one `H x W x 3` uint8 frame per driving frame (see `animate_batches`)."""
+        return _host_frames(
+            self.animate_batches(
+                source,
+                driving,
+                relative=relative,
+                adapt_scale=adapt_scale,
+                reference=reference,
+                seed=seed,
+                progress=progress,
+            )
         )
-        previous: HostFrames | None = None
-        for batch in batches:
-            current = HostFrames(batch)
-            if previous is not None:
-                yield from previous.numpy()
-            previous = current
-        if previous is not None:
-            yield from previous.numpy()
+
+    def animate_motion(
+        self,
+        source: np.ndarray,
+        motion: Iterable[Keypoints],
+        *,
+        relative: bool = True,
+        adapt_scale: bool = True,
+        reference: Keypoints | None = None,
+        seed: int = 0,
+        progress: ProgressCallback | None = None,
+    ) -> Generator[np.ndarray, None, None]:
+        """Yields one `H x W x 3` uint8 frame per driving keypoint set (see
+        `animate_motion_batches`)."""
+        return _host_frames(
+            self.animate_motion_batches(
+                source,
+                motion,
+                relative=relative,
+                adapt_scale=adapt_scale,
+                reference=reference,
+                seed=seed,
+                progress=progress,
+            )
+        )
+
+    def pose(self, image: np.ndarray) -> np.ndarray:
+        """The keypoint values (`K x 2`, host) of one `H x W x 3` image, to compare poses."""
+        return self.keypoints(image[None]).value[0].cpu().numpy()
 
     def best_frame(self, source: np.ndarray, driving: Iterable[np.ndarray]) -> int:
         """Index of the driving frame whose pose (normalised keypoints) is nearest the source's."""
-        source_value = self.keypoints(source[None]).value[0].cpu().numpy()
-        best, best_index, index = float("inf"), 0, 0
-        for chunk in _chunks(driving, self.batch_size):
-            values = self.keypoints(np.stack(chunk)).value.cpu().numpy()
-            for value in values:
-                distance = pose_distance(source_value, value)
-                if distance < best:
-                    best, best_index = distance, index
-                index += 1
-        return best_index
+        source_value = self.pose(source)
+        values = [kp.value.cpu().numpy() for kp in self.detect(driving)]
+        return nearest_pose(source_value, np.concatenate(values))
+
+
+def _host_frames(batches: Iterator[torch.Tensor]) -> Generator[np.ndarray, None, None]:
+    """Batches of predictions as `H x W x 3` uint8 frames, one batch in flight: the next
+    batch is queued on the device before the frames of the previous one are handed out, so
+    the device works while the caller does."""
+    previous: HostFrames | None = None
+    for batch in batches:
+        current = HostFrames(batch)
+        if previous is not None:
+            yield from previous.numpy()
+        previous = current
+    if previous is not None:
+        yield from previous.numpy()
+
+
+def _pad(keypoints: Keypoints, batch: int) -> Keypoints:
+    """A batch padded to `batch` by repeating its last keypoints."""
+    extra = batch - keypoints.value.shape[0]
+    value = torch.cat([keypoints.value, keypoints.value[-1:].expand(extra, -1, -1)])
+    jac = keypoints.jacobian
+    if jac is not None:
+        jac = torch.cat([jac, jac[-1:].expand(extra, -1, -1, -1)])
+    return Keypoints(value, jac)

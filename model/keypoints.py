@@ -26,6 +26,11 @@ class Keypoints(NamedTuple):
         jac = None if self.jacobian is None else self.jacobian[:1]
         return Keypoints(self.value[:1], jac)
 
+    def row(self, index: int) -> Keypoints:
+        """The `index`-th of a batch, as a batch of one."""
+        jac = None if self.jacobian is None else self.jacobian[index : index + 1]
+        return Keypoints(self.value[index : index + 1], jac)
+
     def expand(self, batch: int) -> Keypoints:
         """A batch-1 set repeated (without copy) to `batch`."""
         jac = None if self.jacobian is None else self.jacobian.expand(batch, -1, -1, -1)

@@ -102,3 +102,14 @@ def pose_signature(value: np.ndarray) -> np.ndarray:
 def pose_distance(source_value: np.ndarray, driving_value: np.ndarray) -> float:
     """Squared distance of two pose signatures (lower: more alike)."""
     return float(((pose_signature(source_value) - pose_signature(driving_value)) ** 2).sum())
+
+
+def nearest_pose(source_value: np.ndarray, values: np.ndarray) -> int:
+    """Index of the keypoints in `values` (`N x K x 2`) whose pose is nearest the source's
+    (`K x 2`); the first of equals."""
+    best, best_index = float("inf"), 0
+    for index, value in enumerate(values):
+        distance = pose_distance(source_value, value)
+        if distance < best:
+            best, best_index = distance, index
+    return best_index

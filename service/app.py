@@ -283,6 +283,7 @@ def create_app(
             else None
         ),
         result_redirect_ttl=settings.result_url_ttl if settings.result_redirect else None,
+        long_job_warning=settings.long_job_warning,
         watcher=JobWatcher(jobs, metrics, settings.events_interval),
     )
     include_routes(app)

@@ -54,6 +54,7 @@ class Services:
     store_health: StoreHealth  # whether submits can store their files and results
     result_redirect_ttl: int | None = None  # seconds of a presigned result URL; None: stream
     storage_probe: StorageProbe | None = None  # /readyz's bounded, cached storage check
+    long_job_warning: float = 0  # seconds of estimated time over which a submit warns; 0: never
 
 
 def get_services(request: Request) -> Services:

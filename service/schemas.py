@@ -21,8 +21,21 @@ class SubmitResponse(BaseModel):
     """Answer to POST /animate: the job was queued."""
 
     id: str = Field(description="Job id (a random UUID).")
-    status: str = Field(description="Always `queued`.")
+    status: str = Field(
+        description="`queued` for a new job; for an idempotent replay (`Idempotent-Replayed: "
+        "true`), the first job's current status (queued, started, finished, failed, canceled)."
+    )
     links: Links
+    estimated_seconds: float | None = Field(
+        None,
+        description="Seconds until the job should end, from the live workers' measured speed "
+        "and the jobs ahead; null until a worker has measured its speed.",
+    )
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="Worth knowing before waiting: a job estimated to take longer than the "
+        "service's threshold (MCNET_LONG_JOB_WARNING) says so here.",
+    )
 
 
 class StageBody(BaseModel):

@@ -31,12 +31,12 @@ from core.errors import (
 )
 from core.face_check import check_photo_face, check_video_face
 from core.idempotency import fingerprint
+from core.job_view import JobView
 from core.keys import ANONYMOUS
 from core.logs import log_field, set_log_field
 from core.media_probe import MediaLimits, probe_image, probe_video
 from core.memory import release_free_memory
 from core.options import JobOptions
-from core.protocol import JobState
 from core.storage import INPUT_NAMES, StorageError, input_key
 from core.webhooks import Network, WebhookTarget, resolve_checked
 from service.deps import Services
@@ -135,11 +135,11 @@ class JobBeingCreatedError(JobStateError):
     headers = {"Retry-After": "1"}
 
 
-def replayed_status(ctx: Services, job_id: str) -> JobState:
-    """The state of the job a retried Idempotency-Key names; 409 with Retry-After while its
-    first submit is still checking and queueing it (never a 404 for a job being made)."""
+def replayed_job(ctx: Services, job_id: str) -> JobView:
+    """The job a retried Idempotency-Key names; 409 with Retry-After while its first
+    submit is still checking and queueing it (never a 404 for a job being made)."""
     try:
-        return ctx.jobs.info(job_id).status
+        return ctx.jobs.info(job_id)
     except JobNotFoundError as exc:
         raise JobBeingCreatedError(
             "A submit with this Idempotency-Key is still being checked and queued; retry in "

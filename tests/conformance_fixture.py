@@ -34,7 +34,7 @@ def missing_fixture_message(path: Path) -> str:
         "outputs of the official MCNet code): put its folder `conformance/` "
         "(mcnet_vox256_fixture.npz, fill.py, mcnet_vox256_keys.tsv) beside the checkout as "
         "../shared/conformance/, or set MCNET_FIXTURE to the .npz. Only the conformance tests "
-        "need it."
+        "need it (skipped without it, required in CI)."
     )
 
 

@@ -12,6 +12,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from service.local import EmbeddedRedis, find_redis_server, free_port
+from tests.prerequisites import pytest_runtest_makereport  # noqa: F401 (one skip line per file)
 
 S3_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",

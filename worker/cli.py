@@ -22,6 +22,7 @@ from core.options import JobOptions
 from core.output_path import output_problem
 from core.protocol import DEMO_MODEL, Stage
 from core.settings import ModelSettings, QueueSettings, settings_from_env
+from core.template_format import TemplateError, is_template, read_template
 
 logger = logging.getLogger("mcnet.animate")
 
@@ -52,7 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Animate the face of a photo with a driving talking-head video (MCNet).",
     )
     parser.add_argument("source", type=Path, help="photo with a face (JPEG, PNG or WebP)")
-    parser.add_argument("driving", type=Path, help="driving video (MP4, MOV, WebM, MKV, AVI, GIF)")
+    parser.add_argument(
+        "driving",
+        type=Path,
+        help="driving video (MP4, MOV, WebM, MKV, AVI, GIF) or motion template (mcnet template "
+        "extract)",
+    )
     parser.add_argument("-o", "--output", type=Path, required=True, help="result MP4 to write")
     fields = JobOptions.model_fields
     job = parser.add_argument_group("animation options (as the HTTP API's form fields)")
@@ -103,7 +109,7 @@ def _options(args: argparse.Namespace) -> JobOptions:
     return JobOptions(**given_options(args, JobOptions.model_fields))
 
 
-def _model_settings(args: argparse.Namespace) -> ModelSettings:
+def model_settings(args: argparse.Namespace) -> ModelSettings:
     """The environment's model settings with the options given here over them."""
     return settings_from_env(ModelSettings, given_options(args, MODEL_OPTIONS))
 
@@ -113,7 +119,7 @@ def _encode_settings(args: argparse.Namespace) -> EncodeSettings:
     return EncodeSettings(**{f"encode_{name}": value for name, value in given.items()})
 
 
-class _Bar:
+class ProgressBar:
     """A tqdm progress bar on stderr that follows the task's stages: one bar per stage that
     counts frames (none for probing), shown complete when its stage has ended."""
 
@@ -156,7 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging("INFO" if args.verbose else "WARNING")
     try:
         options = _options(args)
-        model = _model_settings(args)
+        model = model_settings(args)
         encode = _encode_settings(args)
     except ValidationError as exc:
         message = "; ".join(
@@ -178,7 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from worker.model_loading import describe_model, load_animator
     from worker.task import run_animation
 
-    bar = _Bar(not args.no_progress)
+    bar = ProgressBar(not args.no_progress)
     try:
         animator = load_animator(model)
         label = describe_model(model)
@@ -220,6 +226,11 @@ def input_problem(
             return f"{path}: no such file"
     try:
         probe_image(source, limits)
+        if is_template(driving):  # a motion template: its own checks, no video to probe
+            options.check_best_frame(read_template(driving).frames)
+            if options.crop == "auto":
+                check_photo_face(source, limits)
+            return None
         video = probe_video(driving, limits)
         options.check_best_frame(video.frames)
         if options.crop == "auto":
@@ -235,6 +246,8 @@ def in_cli_words(error: Exception) -> str:
     this command's flags (`--crop none`, `--best-frame`)."""
     if isinstance(error, NoFaceError):
         return str(NoFaceError(error.which, skip="pass --crop none"))
+    if isinstance(error, TemplateError):  # prose ("motion template"), no option names
+        return str(error)
     message = str(error).removeprefix("Invalid options: ")
     return _API_NAMES.sub(_as_flag, message)
 
@@ -243,9 +256,12 @@ _API_NAMES = re.compile(r"\b(?:send )?(" + "|".join(JobOptions.model_fields) + r
 
 
 def _as_flag(match: re.Match[str]) -> str:
-    flag = "--" + match.group(1).replace("_", "-")
+    name, sent = match.group(1), match.group(0).startswith("send ")
+    if not (match.group(2) or sent or "_" in name):
+        return match.group(0)  # an ordinary word ("motion", "audio"), not an option's name
+    flag = "--" + name.replace("_", "-")
     value = f" {match.group(2)}" if match.group(2) else ""
-    return ("pass " if match.group(0).startswith("send ") else "") + flag + value
+    return ("pass " if sent else "") + flag + value
 
 
 def summary_line(result: Any, model: str) -> str:

@@ -96,13 +96,26 @@ def driving_frames(
     The model input is the clip's crop box cut out, or with crop=none the whole frame
     resized to 256x256 as the official demo does. `tick` runs before each frame.
     """
+    for _, rgb, crop in _cropped_frames(path, scan, settings, tick):
+        yield rgb, crop
+
+
+def timed_model_inputs(
+    path: str | os.PathLike[str], scan: DrivingScan, settings: MediaSettings, tick: Tick
+) -> Iterator[tuple[float | None, np.ndarray]]:
+    """Yield (presentation time in seconds or None, 256x256 model input) for each frame."""
+    for time, _, crop in _cropped_frames(path, scan, settings, tick):
+        yield time, crop
+
+
+def _cropped_frames(
+    path: str | os.PathLike[str], scan: DrivingScan, settings: MediaSettings, tick: Tick
+) -> Iterator[tuple[float | None, np.ndarray, np.ndarray]]:
     for frame in decode_frames(path, settings.limits, max_side=settings.driving_max_side):
         tick(frame.index)
         rgb = frame.rgb()
-        if scan.crop is not None:
-            yield rgb, scan.crop.cut(rgb)
-        else:
-            yield rgb, resize_square(rgb)
+        crop = scan.crop.cut(rgb) if scan.crop is not None else resize_square(rgb)
+        yield frame.time, rgb, crop
 
 
 def model_inputs(

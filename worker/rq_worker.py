@@ -57,6 +57,7 @@ from rq.registry import (
 from rq.timeouts import JobTimeoutException
 from rq.worker import WorkerStatus
 
+from core.estimate import record_speed
 from core.jobs import SERIALIZER, JobQueue
 from core.lease import Lease, LeaseLostError, Refusal, mark_shutdown
 from core.logs import log_fields
@@ -147,6 +148,8 @@ class MCNetWorker(SimpleWorker):
             logger.warning("worker name %s: its previous worker is gone; taking it over", self.name)
             self.connection.delete(self.key)
         super().register_birth()
+        if self.parts.warmup is not None:  # a first speed for the API's estimates
+            record_speed(self.connection, self.key, *self.parts.warmup)
 
     def bootstrap(self, *args: Any, **kwargs: Any) -> None:
         """Register, then recover abandoned jobs from a thread for as long as it works."""
@@ -332,9 +335,16 @@ class MCNetWorker(SimpleWorker):
             metrics.frames_done.set(0)
             metrics.frames_total.set(0)
             hooks.completed()
+        seconds = time.perf_counter() - started
         metrics.jobs.labels(self._outcome).inc()
-        metrics.job_seconds.labels(self._outcome).observe(time.perf_counter() - started)
+        metrics.job_seconds.labels(self._outcome).observe(seconds)
         self._observe_times(job)
+        if self._outcome is Outcome.FINISHED:  # the API's time estimates read it
+            frames = int(job.meta.get("frames_total") or 0)
+            try:
+                record_speed(self.connection, self.key, frames, seconds)
+            except RedisError as exc:
+                logger.warning("job %s: speed not recorded: %s", job.id, exc)
         try:
             self.set_state(WorkerStatus.IDLE)
         except RedisError as exc:

@@ -9,11 +9,11 @@ under a temporary name in the output's folder and renamed, so nobody sees half a
 
 from __future__ import annotations
 
-import itertools
 import logging
 import time
 from collections import deque
 from collections.abc import Callable, Generator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,17 +26,25 @@ from core.files import replaced_atomically
 from core.media_probe import VideoInfo, probe_video
 from core.options import JobOptions
 from core.protocol import DEMO_MODEL, Progress, Stage
+from core.template_format import MotionTemplate, is_template, read_template
 from worker.driving import DrivingScan, driving_frames, model_inputs, scan_driving
 from worker.framing import CropBox, resize_square, source_crop
 from worker.layout import SideBySide, fit_height
 from worker.media.encode import Mp4Writer
 from worker.media.images import cap_size, load_image
 from worker.media.settings import MediaSettings
+from worker.motion_template import (
+    template_motion,
+    template_reference,
+    template_scan,
+    template_sound,
+)
 from worker.paste import Paster, even_canvas
 from worker.pipeline import BackgroundWriter, prefetch
 
 if TYPE_CHECKING:
     from model.animator import Animator
+    from model.keypoints import Keypoints
 
 logger = logging.getLogger(__name__)
 
@@ -93,11 +101,13 @@ def _reference(
     scan: DrivingScan,
     settings: MediaSettings,
     job: _Job,
-) -> tuple[int | None, np.ndarray | None]:
-    """The index and 256 crop of the frame relative motion is measured from (None: first).
+) -> tuple[int | None, Keypoints | None]:
+    """The index and keypoints of the frame relative motion is measured from (None: first).
 
     One pass over the clip either way: up to the given index, or (auto) the whole clip,
-    keeping the crop of the best frame so far.
+    keeping the keypoints of the best frame so far. The keypoints are detected in the
+    batches the animation pass detects them in (and a template stores), so they are the
+    same numbers, to the bit.
     """
     if options.best_frame == "none":
         return None, None
@@ -111,32 +121,43 @@ def _reference(
     options.check_best_frame(scan.frames)
     frames = model_inputs(driving_path, scan, settings, lambda _: job.check_cancel())
     try:
-        reference = next(itertools.islice(frames, index, None))
+        for start, keypoints in _batches(animator, frames):
+            if index < start + keypoints.value.shape[0]:
+                return index, keypoints.row(index - start)
     finally:
         frames.close()
-    return index, reference
+    raise InvalidInputError("The driving video contains fewer frames than it said.")
+
+
+def _batches(animator: Animator, crops: Iterator[np.ndarray]) -> Iterator[tuple[int, Keypoints]]:
+    """(index of the first frame, keypoints) of the crops, batch by batch."""
+    start = 0
+    for keypoints in animator.detect(crops):
+        yield start, keypoints
+        start += keypoints.value.shape[0]
 
 
 def _best_frame(
     animator: Animator, source: np.ndarray, crops: Generator[np.ndarray, None, None]
-) -> tuple[int, np.ndarray]:
-    """The index and crop of the frame whose pose is nearest the source's (the first of
-    equals), asking the animator batch by batch with the best crop so far in front."""
-    best: tuple[int, np.ndarray] | None = None
-    start = 0
+) -> tuple[int, Keypoints]:
+    """The index and keypoints of the frame whose pose is nearest the source's (the first
+    of equals), batch by batch."""
+    from model.motion import nearest_pose, pose_distance
+
+    source_pose = animator.pose(source)
+    best: tuple[float, int, Keypoints] | None = None
     try:
-        while batch := list(itertools.islice(crops, animator.batch_size)):
-            candidates = ([best[1]] if best is not None else []) + batch
-            found = animator.best_frame(source, candidates)
-            if best is None or found > 0:
-                position = found - (1 if best is not None else 0)
-                best = (start + position, batch[position])
-            start += len(batch)
+        for start, keypoints in _batches(animator, crops):
+            values = keypoints.value.cpu().numpy()
+            position = nearest_pose(source_pose, values)
+            distance = pose_distance(source_pose, values[position])
+            if best is None or distance < best[0]:
+                best = (distance, start + position, keypoints.row(position))
     finally:
         crops.close()
     if best is None:
         raise InvalidInputError("The driving video contains no frames.")
-    return best
+    return best[1], best[2]
 
 
 def run_animation(
@@ -152,7 +173,8 @@ def run_animation(
     video: VideoInfo | None = None,
     model: str | None = None,
 ) -> TaskResult:
-    """Animate the photo at `source_path` with the video at `driving_path` into an MP4.
+    """Animate the photo at `source_path` with the video (or the motion template, see
+    core.template_format) at `driving_path` into an MP4.
 
     Raises core.errors: NoFaceError("source"|"driving"), InvalidInputError and its
     subclasses UnsupportedMediaError / InputTooLargeError, InvalidOptionsError (a best_frame
@@ -172,11 +194,14 @@ def run_animation(
     image = load_image(source_path, settings.limits)
     warnings = list(photo_warnings(image, settings.max_output_side))
     image = cap_size(image, settings.max_output_side)
-    info = video or probe_video(driving_path, settings.limits)
+    template = read_template(driving_path) if is_template(driving_path) else None
+    info = None if template is not None else video or probe_video(driving_path, settings.limits)
     job.check_cancel()
 
-    passes = 2 if options.best_frame == "auto" else 1  # best_frame=auto: a second pass
-    job.report(Stage.CROPPING, 0, info.frames * passes)
+    # best_frame=auto: a second pass over a video (a template has its keypoints)
+    passes = 2 if options.best_frame == "auto" and template is None else 1
+    estimate = template.frames if template is not None else info.frames if info else 0
+    job.report(Stage.CROPPING, 0, estimate * passes)
     paste_back = options.effective_paste_back
     detector = FaceDetector() if options.crop == "auto" else None
     box = None
@@ -187,23 +212,28 @@ def run_animation(
         logger.info("source: %dx%d, face crop %s", canvas.shape[1], canvas.shape[0], box)
     else:
         canvas, source = image, resize_square(image)
-    scan = scan_driving(
-        driving_path,
-        settings,
-        detector=detector,
-        estimate=info.frames,
-        tick=job.ticker(Stage.CROPPING, info.frames * passes, every=16),
-    )
-    reference_index, reference = _reference(
-        options, animator, source, driving_path, scan, settings, job
-    )
+    if template is not None:
+        scan = template_scan(template, options, animator, model)
+        reference_index, reference = template_reference(template, options, animator, source)
+    else:
+        scan = scan_driving(
+            driving_path,
+            settings,
+            detector=detector,
+            estimate=estimate,
+            tick=job.ticker(Stage.CROPPING, estimate * passes, every=16),
+        )
+        reference_index, reference = _reference(
+            options, animator, source, driving_path, scan, settings, job
+        )
 
     composer = _Composer.plan(options, canvas, box if paste_back else None, source, scan, settings)
     width, height = composer.width, composer.height
 
-    audio_from = driving_path if options.audio and info.has_audio else None
-    with replaced_atomically(output_path) as temp:
-        with Mp4Writer(
+    with (
+        replaced_atomically(output_path) as temp,
+        _sound(options, driving_path, info, template, output_path.parent) as audio_from,
+        Mp4Writer(
             temp,
             width,
             height,
@@ -212,12 +242,18 @@ def run_animation(
             audio_from=audio_from,
             audio_start=scan.start,
             metadata=result_tags(model),
-        ) as writer:
-            frames = driving_frames(driving_path, scan, settings, lambda _: job.check_cancel())
-            _animate(
-                writer, animator, options, source, reference, frames, composer, job, scan.frames
-            )
-            job.report(Stage.ENCODING, writer.frames, scan.frames)
+        ) as writer,
+    ):
+        frames = (
+            None
+            if template is not None
+            else driving_frames(driving_path, scan, settings, lambda _: job.check_cancel())
+        )
+        _animate(
+            writer, animator, options, source, reference, frames, template, composer, job,
+            scan.frames,
+        )  # fmt: skip
+        job.report(Stage.ENCODING, writer.frames, scan.frames)
     job.report(Stage.DONE, writer.frames, writer.frames)
     seconds = time.monotonic() - started
     logger.info("wrote %s: %d frames in %.1f s", output_path, writer.frames, seconds)
@@ -232,6 +268,25 @@ def run_animation(
         seconds=seconds,
         warnings=(*warnings, *scan.warnings),
     )
+
+
+@contextmanager
+def _sound(
+    options: JobOptions,
+    driving_path: Path,
+    info: VideoInfo | None,
+    template: MotionTemplate | None,
+    folder: Path,
+) -> Iterator[Path | None]:
+    """The file the result's sound comes from (None: no sound): the driving video, or the
+    sound a template copied from it."""
+    if not options.audio:
+        yield None
+    elif template is not None:
+        with template_sound(template, folder) as path:
+            yield path
+    else:
+        yield driving_path if info is not None and info.has_audio else None
 
 
 def photo_warnings(image: np.ndarray, max_side: int) -> Iterator[str]:
@@ -303,19 +358,22 @@ def _animate(
     animator: Animator,
     options: JobOptions,
     source: np.ndarray,
-    reference: np.ndarray | None,
-    driving: Iterator[tuple[np.ndarray, np.ndarray]],
+    reference: Keypoints | None,
+    driving: Iterator[tuple[np.ndarray, np.ndarray]] | None,
+    template: MotionTemplate | None,
     composer: _Composer,
     job: _Job,
     total: int,
 ) -> None:
-    """Stream: decoded (frame, crop) pairs -> animate in batches -> compose -> encode."""
+    """Stream: decoded (frame, crop) pairs -> keypoints -> animate in batches -> compose ->
+    encode; or, from a template (`driving` None), its keypoints -> animate -> ..."""
     pending: deque[tuple[np.ndarray, np.ndarray]] = deque()  # frames the model holds
     depth = 2 * animator.batch_size  # decoded and composed frames in flight, each way
-    decoded = prefetch(driving, depth)  # decoding and cropping on their own thread
+    # decoding and cropping on their own thread
+    decoded = prefetch(driving, depth) if driving is not None else None
 
     def inputs() -> Iterator[np.ndarray]:
-        for full, crop in decoded:
+        for full, crop in decoded or ():
             # Before the model takes each frame: a cancel or a shutdown (Ctrl+C of `mcnet
             # serve`) stops the job within the frame being animated, not the batch after it.
             job.check_cancel()
@@ -324,9 +382,16 @@ def _animate(
             yield crop
 
     job.report(Stage.ANIMATING, 0, total)
-    frames = animator.animate(
+
+    def stored() -> Iterator[Keypoints]:
+        for keypoints in template_motion(template, animator) if template is not None else ():
+            job.check_cancel()  # as inputs() does, before the model takes each batch
+            yield keypoints
+
+    motion = animator.detect(inputs()) if template is None else stored()
+    frames = animator.animate_motion(
         source,
-        inputs(),
+        motion,
         relative=options.motion == "relative",
         adapt_scale=options.adapt_scale,
         reference=reference,
@@ -348,4 +413,5 @@ def _animate(
                 job.check_cancel()
     finally:
         frames.close()
-        decoded.close()
+        if decoded is not None:
+            decoded.close()

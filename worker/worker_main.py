@@ -32,6 +32,7 @@ from worker.model_loading import describe_model, load_animator
 from worker.rq_task import JOB_FOLDER_PREFIX
 from worker.rq_worker import MCNetWorker
 from worker.startup import wait_for_services
+from worker.warmup import measure_speed
 from worker.webhooks import webhook_sender
 from worker.worker_identity import WorkerNameTakenError, pid_alive
 from worker.worker_parts import WorkerParts
@@ -114,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
         started = time.perf_counter()
         animator = load_animator(settings)
         metrics.model_load_seconds.set(time.perf_counter() - started)
+        warmup = measure_speed(animator)
+        logger.info("speed measured: %.2f frames/s", warmup[0] / warmup[1])
         storage = open_storage(settings.storage_url, s3_endpoint_url=settings.s3_endpoint_url)
         prepare_work_dir(settings.work_dir)
         connection = Redis.from_url(settings.redis_url, health_check_interval=30)
@@ -149,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         media_settings=media_settings(settings),
         model=describe_model(settings),
         webhooks=webhooks,
+        warmup=warmup,
     )
     worker = MCNetWorker([queue], parts, name=name, connection=connection)
     try:

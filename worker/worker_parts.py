@@ -28,3 +28,4 @@ class WorkerParts:
     media_settings: MediaSettings | None = None
     model: str = DEMO_MODEL  # the model's label (worker.model_loading.describe_model)
     webhooks: WebhookSender | None = None
+    warmup: tuple[int, float] | None = None  # frames and seconds of worker.warmup, if run

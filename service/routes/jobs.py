@@ -20,6 +20,7 @@ from core.errors import (
     RangeNotSatisfiableError,
     ResultGoneError,
 )
+from core.estimate import long_job_warning
 from core.idempotency import check_idempotency_key
 from core.job_view import JobView, Links
 from core.protocol import JobState
@@ -41,7 +42,7 @@ from service.schemas import (
     animate_request_schema,
     event_schema,
 )
-from service.submit import replayed_status, submit_job
+from service.submit import replayed_job, submit_job
 
 KEEPALIVE_SECONDS = 15.0
 FILTER_SCAN = 1000  # most jobs one filtered page of GET /jobs reads
@@ -120,11 +121,19 @@ async def animate(
     job_id, replayed = await submit_job(request, services, owner, key)
     links = _links(request, job_id)
     response.headers["Location"] = links.self
-    status = JobState.QUEUED
-    if replayed:
+    if replayed:  # its job may still be being created: 409 + Retry-After, never a 404
+        info = await run_in_threadpool(replayed_job, services, job_id)
         response.headers["Idempotent-Replayed"] = "true"
-        status = await run_in_threadpool(replayed_status, services, job_id)
-    return SubmitResponse(id=job_id, status=status.value, links=links)
+    else:
+        info = await run_in_threadpool(services.jobs.info, job_id)
+    warning = long_job_warning(info.estimated_seconds, services.long_job_warning)
+    return SubmitResponse(
+        id=job_id,
+        status=info.status.value if replayed else JobState.QUEUED.value,
+        links=links,
+        estimated_seconds=info.estimated_seconds,
+        warnings=[warning] if warning else [],
+    )
 
 
 @jobs_router.get(

@@ -25,6 +25,9 @@
   const bar = $("progress");
   const percent = $("percent");
   const frames = $("frames");
+  const estimate = $("estimate");
+  const jobWarning = $("job-warning");
+  const resultLength = $("result-length");
   const cancelButton = $("cancel");
   const errorBox = $("error");
   const resultBox = $("result");
@@ -40,6 +43,20 @@
   let pollTimer = null;
   let eventsAbort = null;
   const objectUrls = { source: null, driving: null, result: null };
+  // What is wrong with a chosen file, as far as the browser can tell: "swapped" (a video
+  // as the photo, a picture as the video) or "unreadable" (no preview of a photo).
+  const fileProblem = { source: null, driving: null };
+  // The furthest the bar has shown for this job: the stages' spans never let it go back.
+  let shownFraction = 0;
+
+  // Where each stage's frames fill the bar (cropping counts frames too, before animating).
+  const STAGE_SPANS = {
+    probing: [0, 0.02],
+    cropping: [0.02, 0.1],
+    animating: [0.1, 0.97],
+    encoding: [0.97, 1],
+    done: [1, 1],
+  };
 
   // stage -> what it does, as the API lists them (GET stages)
   const STAGES = {};
@@ -83,8 +100,19 @@
     if (crop === "none") pasteBack.checked = false;
     const haveSource = sourceInput.files.length > 0;
     const haveDriving = drivingInput.files.length > 0;
-    submitButton.disabled = !(haveSource && haveDriving);
-    if (haveSource && haveDriving) submitHelp.textContent = "Ready to animate.";
+    const swapped = fileProblem.source === "swapped" || fileProblem.driving === "swapped";
+    submitButton.disabled = !(haveSource && haveDriving) || swapped;
+    if (fileProblem.source === "swapped" && fileProblem.driving === "swapped") {
+      submitHelp.textContent = "The photo and the video are swapped: put the photo in the " +
+        "first box and the video in the second.";
+    } else if (fileProblem.source === "swapped") {
+      submitHelp.textContent = "The photo box holds a video: choose a JPEG, PNG or WebP picture.";
+    } else if (fileProblem.driving === "swapped") {
+      submitHelp.textContent = "The video box holds a picture: choose a video of a talking face.";
+    } else if (fileProblem.source === "unreadable") {
+      submitHelp.textContent = "The photo does not look like a JPEG, PNG or WebP picture: " +
+        "choose another one (the service will refuse it).";
+    } else if (haveSource && haveDriving) submitHelp.textContent = "Ready to animate.";
     else if (haveSource) submitHelp.textContent = "Now choose a driving video.";
     else if (haveDriving) submitHelp.textContent = "Now choose a photo.";
     else submitHelp.textContent = "Choose a photo and a video first.";
@@ -106,6 +134,7 @@
     if (objectUrls[which]) URL.revokeObjectURL(objectUrls[which]);
     objectUrls[which] = null;
     const file = input.files[0];
+    fileProblem[which] = null;
     if (!file) {
       preview.hidden = true;
       preview.removeAttribute("src");
@@ -117,6 +146,17 @@
     zone.classList.remove("no-preview");
     name.classList.remove("warning");
     name.textContent = file.name + " · " + humanSize(file.size);
+    const kind = (file.type || "").split("/")[0];
+    if ((which === "source" && kind === "video") || (which === "driving" && kind === "image")) {
+      fileProblem[which] = "swapped";
+      name.classList.add("warning");
+      name.textContent = file.name + " · " + humanSize(file.size) +
+        (which === "source" ? " · this is a video, not a photo" : " · this is a picture, not a video");
+      preview.hidden = true;
+      preview.removeAttribute("src");
+      zone.classList.add("no-preview");
+      return;
+    }
     objectUrls[which] = URL.createObjectURL(file);
     preview.onerror = () => {
       if (input.files[0] !== file) return; // a newer file replaced this one
@@ -124,9 +164,11 @@
       zone.classList.add("no-preview");
       if (which === "source") {
         // Every browser shows JPEG, PNG and WebP: this is probably not one of them.
+        fileProblem.source = "unreadable";
         name.classList.add("warning");
         name.textContent = file.name + " · " + humanSize(file.size) +
           " · this does not look like a JPEG, PNG or WebP picture";
+        if (app.dataset.state === "empty" || app.dataset.state === "ready") updateForm();
       } else {
         name.textContent = file.name + " · " + humanSize(file.size) +
           " · no preview in this browser (it is still sent)";
@@ -303,6 +345,10 @@
     const data = formData();
     jobId = null;
     jobLinks = null;
+    shownFraction = 0;
+    showEstimate(null);
+    jobWarning.textContent = "";
+    jobWarning.hidden = true;
     showProgress({ stage: "uploading", frames_done: 0, frames_total: 0 }, "queued");
     setState("uploading");
     reveal(jobBox, "nearest");
@@ -343,6 +389,10 @@
     app.dataset.jobId = jobId;
     setState("running");
     showProgress({ stage: "queued", frames_done: 0, frames_total: 0 }, "queued");
+    showEstimate(body.estimated_seconds);
+    const warnings = Array.isArray(body.warnings) ? body.warnings : [];
+    jobWarning.textContent = warnings.join(" ");
+    jobWarning.hidden = warnings.length === 0;
     listen(mine);
   }
 
@@ -427,6 +477,7 @@
   // Show a job's state; true when it has ended.
   async function showJob(mine, job) {
     showProgress(job.progress || {}, job.status, job.queue_position);
+    showEstimate(job.status === "queued" || job.status === "started" ? job.estimated_seconds : null);
     if (job.status === "finished") {
       await finish(mine, job);
     } else if (job.status === "failed") {
@@ -441,11 +492,37 @@
     return true;
   }
 
+  // "About 2 h 10 min left": the API's estimate (seconds), or nothing without one.
+  function showEstimate(seconds) {
+    const known = typeof seconds === "number" && isFinite(seconds) && seconds >= 0;
+    estimate.hidden = !known;
+    estimate.textContent = known ? "About " + humanDuration(seconds) + " left" : "";
+  }
+
+  function humanDuration(seconds) {
+    if (seconds < 60) return Math.max(1, Math.round(seconds)) + " s";
+    const minutes = Math.round(seconds / 60);
+    if (minutes < 60) return minutes + " min";
+    const rest = minutes % 60;
+    return Math.floor(minutes / 60) + " h" + (rest ? " " + rest + " min" : "");
+  }
+
+  // How far the whole job is (0 to 1): each stage fills its span of the bar with its frames.
+  function jobFraction(progress, status) {
+    if (status === "finished") return 1;
+    const span = STAGE_SPANS[progress.stage];
+    if (!span) return 0;
+    const done = progress.frames_done || 0;
+    const total = progress.frames_total || 0;
+    const within = total > 0 ? Math.min(1, done / total) : 0;
+    return span[0] + (span[1] - span[0]) * within;
+  }
+
   function showProgress(progress, status, queuePosition) {
     const done = progress.frames_done || 0;
     const total = progress.frames_total || 0;
-    let fraction = total > 0 ? Math.min(1, done / total) : 0;
-    if (status === "finished") fraction = 1;
+    shownFraction = Math.max(shownFraction, jobFraction(progress, status));
+    const fraction = shownFraction;
     const name = status === "queued" ? "queued" : progress.stage;
     let text;
     if (progress.stage === "uploading") text = "Uploading your files…";
@@ -464,7 +541,9 @@
       bar.value = Math.round(fraction * 100);
       percent.textContent = Math.round(fraction * 100) + "%";
     }
-    frames.textContent = total > 0 ? done + " / " + total + " frames" : "";
+    const counted = name === "animating" || name === "encoding" || name === "done" ||
+      status === "finished";
+    frames.textContent = counted && total > 0 ? done + " / " + total + " frames" : "";
   }
 
   async function finish(mine, job) {
@@ -539,6 +618,19 @@
     submitHelp.textContent = "The job was canceled.";
   }
 
+  // The player's own clock reads 0:00 for a clip under a second: say how long it is.
+  resultVideo.addEventListener("loadedmetadata", () => {
+    const seconds = resultVideo.duration;
+    if (!isFinite(seconds)) {
+      resultLength.textContent = "";
+      return;
+    }
+    const whole = Math.round(seconds);
+    const text = seconds < 60 ? seconds.toFixed(1) + " s"
+      : Math.floor(whole / 60) + " min " + String(whole % 60).padStart(2, "0") + " s";
+    resultLength.textContent = "Length: " + text;
+  });
+
   function reset(keepFiles) {
     run++;
     stopPolling();
@@ -547,6 +639,7 @@
     delete app.dataset.stage;
     resultVideo.removeAttribute("src");
     resultVideo.load();
+    resultLength.textContent = "";
     if (!keepFiles) {
       const key = keyInput.value;
       form.reset();

@@ -28,11 +28,17 @@ import pytest
 from service.local import free_port
 from tests.deploy.engine import COMPOSE_FILE, CPU, TEST, Compose, docker
 from tests.deploy.images import engine_answers, local_images, serve_index, torch_index_dir
+from tests.prerequisites import missing, skip_unless
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_IN_CONTAINER = "/models/mcnet.safetensors"
 IMAGE_LABEL = "org.opencontainers.image.title=mcnet-service"  # the Dockerfile's
+NO_ENGINE = (
+    "no Docker engine answers (`docker version`): the container tests need one, with "
+    "debootstrap for their base image: apt-get install docker.io debootstrap, then "
+    "dockerd --iptables=false --bridge=none (.ci/run does both)"
+)
 
 
 @dataclass
@@ -86,14 +92,20 @@ def _checkpoint(folder: Path) -> Path:
     return path
 
 
+def _engine_missing() -> str | None:
+    return None if engine_answers() else NO_ENGINE
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The tests of the running stack skip without a Docker engine."""
+    skip_unless(items, Path(__file__).parent, "stack", _engine_missing)
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """Build the images, start the project, and take it down (asserting nothing is left)."""
     if not engine_answers():
-        raise RuntimeError(
-            "No Docker engine answers. The container tests need one: .ci/run starts it "
-            "(dockerd --iptables=false --bridge=none)."
-        )
+        missing(NO_ENGINE)
     images = local_images()
     index = torch_index_dir()
     folder = tmp_path_factory.mktemp("deploy")

@@ -13,6 +13,7 @@ from pathlib import Path
 import yaml
 
 from tests.deploy.engine import COMPOSE_FILE, Compose
+from tests.prerequisites import missing
 
 ROOT = Path(__file__).resolve().parents[2]
 PROMETHEUS = ROOT / "docker" / "prometheus"
@@ -23,9 +24,7 @@ ALERTMANAGER = ROOT / "docker" / "alertmanager" / "alertmanager.yml"
 def _tool(name: str, *args: str | Path) -> subprocess.CompletedProcess[str]:
     binary = shutil.which(name)
     if binary is None:
-        raise RuntimeError(
-            f"`{name}` is needed: apt-get install prometheus prometheus-alertmanager"
-        )
+        missing(f"`{name}` is needed: apt-get install prometheus prometheus-alertmanager")
     return subprocess.run(
         [binary, *map(str, args)], capture_output=True, text=True, timeout=60, check=False
     )

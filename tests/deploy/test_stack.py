@@ -22,6 +22,7 @@ from tests.media_factory import (
     write_image,
     write_video,
 )
+from tests.prerequisites import require_promtool
 
 TERMINAL = ("finished", "failed", "canceled")
 
@@ -95,6 +96,7 @@ def test_job_through_the_api_container_gives_a_playable_mp4(stack: Stack) -> Non
 def test_metrics_of_api_and_worker_pass_promtool_and_prometheus_scrapes_both(
     stack: Stack,
 ) -> None:
+    require_promtool()
     with stack.client() as client:
         api_text = client.get("/metrics").text
     worker_text = stack.compose(

@@ -44,6 +44,7 @@ from tests.deploy_kubernetes.manifests import (
     matches,
     render,
 )
+from tests.prerequisites import missing
 
 # The Kubernetes versions the core objects are validated against (oldest and newest).
 KUBERNETES_VERSIONS = ("1.30.0", "1.37.0")
@@ -146,7 +147,7 @@ def _checkov() -> str:
     for candidate in (ROOT / ".venv-checkov" / "bin" / "checkov", shutil.which("checkov")):
         if candidate is not None and Path(candidate).is_file():
             return str(candidate)
-    raise AssertionError(
+    missing(
         "checkov not found: python3 -m venv .venv-checkov && "
         ".venv-checkov/bin/pip install checkov==3.3.30 (as .ci/run does)"
     )

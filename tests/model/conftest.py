@@ -1,6 +1,9 @@
-"""Fixtures of the model tests: the tiny configuration with deterministic weights."""
+"""Fixtures of the model tests: the tiny configuration with deterministic weights; the
+conformance tests skipped (outside CI) without the conformance fixture."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,6 +12,21 @@ import torch
 from model.checkpoint import demo_networks
 from model.config import MCNetConfig
 from model.networks import MCNet
+from tests.conformance_fixture import require_fixture
+from tests.prerequisites import skip_unless
+
+
+def _fixture_missing() -> str | None:
+    try:
+        require_fixture()
+    except FileNotFoundError as exc:
+        return str(exc)
+    return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The tests that use the conformance fixture (`fixture_file`) skip without it."""
+    skip_unless(items, Path(__file__).parent, "fixture_file", _fixture_missing)
 
 
 @pytest.fixture(scope="session")

@@ -19,6 +19,7 @@ from tests.conformance_fixture import (
     missing_fixture_message,
     require_fixture,
 )
+from tests.prerequisites import missing
 
 TOLERANCE = 1e-4
 
@@ -28,7 +29,7 @@ def fixture_file() -> Path:
     try:
         return require_fixture()
     except FileNotFoundError as exc:
-        pytest.fail(str(exc), pytrace=False)
+        missing(str(exc))
 
 
 @pytest.fixture(scope="module")

@@ -27,6 +27,7 @@ import yaml
 from rq.suspension import resume, suspend
 
 from service.local import free_port
+from tests.prerequisites import missing
 from tests.service.conftest import Stack
 from tests.service.helpers import ROOT, make_inputs, submit, wait_for, worker_env
 
@@ -117,7 +118,7 @@ def _api_env(stack: Stack, port: int, metrics_port: int) -> dict[str, str]:
 def _prometheus(folder: Path, api: str, worker: str) -> tuple[_Process, str]:
     binary = shutil.which("prometheus")
     if binary is None:
-        raise RuntimeError("Debian's `prometheus` is needed: apt-get install prometheus")
+        missing("Debian's `prometheus` is needed: apt-get install prometheus")
     shutil.copy(ALERTS, folder / "alerts.yml")
     config = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},

@@ -38,3 +38,8 @@ def test_openapi_documents_the_api_for_programs(stack: Stack) -> None:
         assert "Retry-After" in responses["429"]["headers"]
     assert "429" not in paths["/healthz"]["get"]["responses"]
     assert "events" in schema["components"]["schemas"]["Links"]["properties"]
+    answer = schema["components"]["schemas"]["SubmitResponse"]["properties"]
+    assert "replay" in answer["status"]["description"]  # not "always queued"
+    assert "current status" in answer["status"]["description"]
+    assert {"estimated_seconds", "warnings"} <= set(answer)
+    assert "estimated_seconds" in schema["components"]["schemas"]["JobView"]["properties"]

@@ -61,6 +61,7 @@ document.addEventListener("DOMContentLoaded", () => {
     value: bar.hasAttribute("value") ? bar.value : null,
     percent: document.getElementById("percent").textContent,
     frames: document.getElementById("frames").textContent,
+    estimate: document.getElementById("estimate").textContent,
     text: document.getElementById("stage").textContent,
   });
   const watch = { subtree: true, attributes: true, childList: true, characterData: true };

@@ -3,7 +3,7 @@ page) for the module, Debian's Chromium for the session, a fresh page per test.
 
 The service is `tests/service`'s `Stack` (same Redis, worker and API launchers); the page
 is mounted with `service.web.mount_web`. Without Playwright or Chromium these tests are
-skipped, unless MCNET_REQUIRE_BROWSER=1 (CI) makes that an error.
+skipped, unless MCNET_REQUIRE_BROWSER=1 or CI (tests/prerequisites.py) makes that an error.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from service.local import EmbeddedRedis
+from tests.prerequisites import in_ci
 from tests.service.conftest import Stack
 from tests.service.helpers import ApiServer
 from tests.web.browser import DESKTOP, browser_missing, chromium, open_page, web_app
@@ -27,7 +28,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     missing = browser_missing()
     if missing is None:
         return
-    if os.environ.get("MCNET_REQUIRE_BROWSER") == "1":
+    if os.environ.get("MCNET_REQUIRE_BROWSER") == "1" or in_ci():
         raise pytest.UsageError(f"browser tests required but {missing}")
     skip = pytest.mark.skip(reason=missing)
     here = Path(__file__).parent

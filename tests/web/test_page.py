@@ -14,6 +14,9 @@ import httpx
 import pytest
 
 from core.options import JobOptions
+from tests.media_factory import Audio, face_image, talking_face_frames, write_image, write_video
+from tests.service.conftest import Stack
+from tests.service.helpers import ApiServer
 from tests.web.browser import (
     PHONE,
     face_photo,
@@ -21,6 +24,7 @@ from tests.web.browser import (
     open_page,
     talking_video,
     text_file,
+    web_app,
 )
 from tests.web.conftest import API_KEY
 
@@ -165,6 +169,9 @@ def test_animate_shows_progress_and_plays_the_result(
     assert page.inner_text("#percent") == "100%"
     assert page.inner_text("#frames") == "10 / 10 frames"
     assert "running" in {entry["state"] for entry in log}
+    # the player's clock reads 0:00 / 0:01 or less for such a clip: the page says its length
+    page.wait_for_function("() => document.getElementById('result-length').textContent")
+    assert page.inner_text("#result-length") == "Length: 1.0 s"
 
     sent = page.evaluate("window.__sent")
     assert len(sent) == 1 and len(sent[0]) == len(set(sent[0]))
@@ -198,6 +205,10 @@ def test_a_text_file_as_the_photo_is_explained(
     page: Any, inputs: Path, video: Path, photo: Path
 ) -> None:
     choose(page, text_file(inputs), video)
+    page.wait_for_function(
+        "() => document.getElementById('submit-help').textContent.includes('does not look')"
+    )
+    assert page.is_enabled("#submit")  # the service decides; the page only warns
     page.click("#submit")
     assert wait_state(page, "error", "finished", timeout=20_000) == "error"
     assert page.is_visible("#error")
@@ -259,6 +270,7 @@ def test_api_key_is_asked_for_and_sent(
         facts = video_facts(page)
         assert facts["src"].startswith("blob:")  # fetched with the key, played from memory
         assert facts["duration"] == pytest.approx(0.4, abs=0.15)
+        assert page.inner_text("#result-length") == "Length: 0.4 s"
         assert page.locator("#download").get_attribute("href").startswith("blob:")
     finally:
         page.context.close()
@@ -299,5 +311,67 @@ def test_progress_arrives_as_events_with_polling_disabled(
         assert values == sorted(values) and values[-1] == 100
         assert any(0 < value < 100 for value in values), f"no progress between: {values}"
         assert page.inner_text("#frames") == "40 / 40 frames"
+        estimates = [e["estimate"] for e in page.evaluate("window.__progress") if e["estimate"]]
+        assert estimates and all(re.fullmatch(r"About \d+ (s|min) left", e) for e in estimates)
+        assert page.is_hidden("#estimate")  # the job has ended
     finally:
         page.context.close()
+
+
+def test_swapped_photo_and_video_are_named_and_not_sent(
+    page: Any, photo: Path, video: Path
+) -> None:
+    choose(page, video, photo)
+    assert page.inner_text("#submit-help") == (
+        "The photo and the video are swapped: put the photo in the first box and the video "
+        "in the second."
+    )
+    assert page.is_disabled("#submit")
+    assert "this is a video, not a photo" in page.inner_text("#source-name")
+    assert "this is a picture, not a video" in page.inner_text("#driving-name")
+    page.set_input_files("#source", str(photo))
+    assert page.inner_text("#submit-help") == (
+        "The video box holds a picture: choose a video of a talking face."
+    )
+    assert page.is_disabled("#submit")
+    page.set_input_files("#driving", str(video))
+    assert page.inner_text("#submit-help") == "Ready to animate."
+    assert page.is_enabled("#submit")
+
+
+def test_progress_never_goes_back_while_the_face_is_found(page: Any, inputs: Path) -> None:
+    photo = write_image(inputs / "portrait.png", face_image(160, 160, 80, 80, 40))
+    frames = talking_face_frames(100, 128, 128)
+    clip = write_video(inputs / "faces.mp4", frames, fps=25, audio=Audio())
+    choose(page, photo, clip)  # crop=auto (the default): the worker finds the face first
+    page.click("#submit")
+    assert wait_state(page, "finished", "error") == "finished", page.inner_text("#error")
+    log = page.evaluate("window.__progress")
+    values = [entry["value"] for entry in log if entry["value"] is not None]
+    assert values == sorted(values) and values[-1] == 100, f"progress went back: {values}"
+    # The cropping stage is seen when an event falls within it (often, not always): its
+    # frames fill the bar's first tenth, and the frame count is the animation's only.
+    cropping = [entry for entry in log if entry["stage"] == "cropping"]
+    assert all(entry["frames"] == "" for entry in cropping)
+    assert all(entry["value"] is None or entry["value"] <= 10 for entry in cropping)
+    assert any(entry["stage"] == "animating" for entry in log)
+
+
+def test_a_long_job_is_announced_with_its_estimate(
+    browser: Any, web_stack: Stack, inputs: Path, photo: Path, video: Path
+) -> None:
+    settings = web_stack.settings(long_job_warning=1e-6)
+    with ApiServer(web_app(settings)) as server:
+        page = open_page(browser, server.url + "/")
+        try:
+            for attempt in range(2):  # the first job lets the worker measure its speed
+                if attempt:
+                    page.click("text=Animate another")
+                choose(page, photo, video)
+                page.check("input[name=crop][value=none]")
+                page.click("#submit")
+                assert wait_state(page, "finished", "error") == "finished"
+            warning = page.inner_text("#job-warning")
+            assert warning.startswith("This job should take about "), warning
+        finally:
+            page.context.close()

@@ -188,3 +188,12 @@ def test_help(capsys) -> None:
         "--demo-weights",
     ):
         assert option in text
+
+
+def test_messages_name_flags_not_api_fields_and_leave_plain_words() -> None:
+    """Option names as the API writes them become this command's flags; the same words
+    used as ordinary words ("motion", "audio") stay as they are."""
+    error = ValueError("Invalid options: best_frame=7 is past the video's end; send crop=none")
+    assert cli.in_cli_words(error) == "--best-frame 7 is past the video's end; pass --crop none"
+    plain = ValueError("the motion of the audio track and its layout")
+    assert cli.in_cli_words(plain) == "the motion of the audio track and its layout"

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from core.errors import (
     InvalidInputError,
@@ -118,11 +119,11 @@ def test_best_frame_index_is_the_reference_frame(
         assert float(np.abs(got.astype(float) - want.astype(float)).mean()) < 3  # H.264 loss
 
 
-def test_best_frame_auto_keeps_the_best_crop_in_one_pass(
+def test_best_frame_auto_keeps_the_best_keypoints_in_one_pass(
     animator, face_photo: Path, talking_video: Path
 ) -> None:
-    """Batch by batch (4 frames of 10), with the best crop so far in front: the frame and
-    crop the animator picks from the whole clip, without another pass for the crop."""
+    """Batch by batch (4 frames of 10): the frame the animator picks from the whole clip,
+    and its keypoints as the animation pass detects them (in their batch)."""
     settings = MediaSettings()
     detector = FaceDetector()
     canvas = even_canvas(load_image(face_photo))
@@ -130,10 +131,15 @@ def test_best_frame_auto_keeps_the_best_crop_in_one_pass(
     scan = scan_driving(talking_video, settings, detector=detector, estimate=10, tick=lambda _: 0)
     crops = list(model_inputs(talking_video, scan, settings, lambda _: None))
     expected = animator.best_frame(source, crops)
-    index, crop = _best_frame(
+    index, keypoints = _best_frame(
         animator, source, model_inputs(talking_video, scan, settings, lambda _: None)
     )
-    assert index == expected and np.array_equal(crop, crops[expected])
+    streamed = list(animator.detect(iter(crops)))
+    batch, row = divmod(expected, animator.batch_size)
+    assert index == expected
+    assert torch.equal(keypoints.value, streamed[batch].value[row : row + 1])
+    assert keypoints.jacobian is not None and streamed[batch].jacobian is not None
+    assert torch.equal(keypoints.jacobian, streamed[batch].jacobian[row : row + 1])
 
 
 def test_a_photo_over_the_output_side_is_scaled_down_and_the_job_says_so(

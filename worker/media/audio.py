@@ -8,6 +8,7 @@ first frame, so sound and picture stay in sync when a file starts one before the
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 from collections.abc import Iterator
@@ -180,3 +181,36 @@ def open_audio(
         return AudioCopier(path, output, start)
     logger.info("transcoding driving audio (%s) to AAC", codec)
     return AudioTranscoder(path, output, start, bit_rate)
+
+
+# Containers the copied sound of a motion template is kept in: the MP4 family keeps an
+# MP4/MOV track's timestamps as they are, Matroska a WebM/MKV track's (and takes any codec).
+_MP4_FAMILY = frozenset({"mov", "mp4", "m4a", "3gp", "3g2", "mj2"})
+
+
+def copy_sound(path: str | os.PathLike[str]) -> tuple[bytes, str, str] | None:
+    """The first sound track of `path` copied packet for packet (not re-encoded) into a
+    container of its own: (its bytes, the codec, the muxer), or None if it has no sound.
+
+    The packets keep their timestamps, so `open_audio(file of these bytes, ...,
+    start=the video's first frame time)` muxes the same sound as from the video itself.
+    """
+    buffer = io.BytesIO()
+    try:
+        with av.open(os.fspath(path), metadata_errors="ignore") as source:
+            if not source.streams.audio:
+                return None
+            stream = source.streams.audio[0]
+            codec = stream.codec.canonical_name
+            family = set(source.format.name.split(","))
+            muxer = "mp4" if family & _MP4_FAMILY else "matroska"
+            with av.open(buffer, "w", format=muxer) as output:
+                copied = output.add_stream_from_template(stream)
+                for packet in source.demux(stream):
+                    if packet.size and packet.pts is not None:
+                        packet.stream = copied
+                        output.mux(packet)
+    except av.error.FFmpegError as exc:
+        logger.warning("driving audio unreadable, keeping no sound: %s", exc)
+        return None
+    return buffer.getvalue(), codec, muxer
