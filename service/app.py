@@ -14,7 +14,6 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -45,7 +44,6 @@ from service.gate import KeyGate, gated_paths
 from service.methods import AllowedMethods
 from service.metrics import ApiMetrics, QueueCollector
 from service.routes import include_routes
-from service.storage_probe import StorageProbe
 from service.store_health import StoreHealth
 from service.uploads import FormLimits
 from service.web import mount_web
@@ -88,20 +86,6 @@ def spool_folder(settings: ApiSettings, storage: Storage) -> Path | None:
         logger.warning("spool folder %s unusable (%s); using the temp folder", folder, exc)
         return None
     return folder
-
-
-def storage_usable(storage: Storage) -> Callable[[], bool]:
-    """Whether the store can be written now (mcnet_storage_up)."""
-
-    def check() -> bool:
-        try:
-            storage.check()
-        except (StorageError, OSError) as exc:
-            logger.warning("storage unusable: %s", exc)
-            return False
-        return True
-
-    return check
 
 
 def job_retention(settings: ApiSettings) -> int:
@@ -230,11 +214,13 @@ def create_app(
     if storage is None:
         storage = open_storage(settings.storage_url, s3_endpoint_url=settings.s3_endpoint_url)
     jobs = JobQueue(redis, settings)
+    spool_dir = spool_folder(settings, storage)
+    store_health = StoreHealth(storage, spool_dir)
     registry = CollectorRegistry()
     metrics = ApiMetrics(registry)
     registry.register(
         QueueCollector(
-            jobs.depth, jobs.counts, jobs.live_workers, jobs.worker_starts, storage_usable(storage)
+            jobs.depth, jobs.counts, jobs.live_workers, jobs.worker_starts, store_health.usable
         )
     )
     app = FastAPI(
@@ -246,7 +232,6 @@ def create_app(
     )
     mount_api_docs(app)
     api_keys = parse_api_keys(settings.api_keys)
-    spool_dir = spool_folder(settings, storage)
     owners = JobOwners(redis, settings.queue_name, job_retention(settings))
     app.state.services = Services(
         jobs=jobs,
@@ -273,8 +258,7 @@ def create_app(
             min_rate=settings.upload_min_rate,
         ),
         spool_dir=spool_dir,
-        store_health=StoreHealth(storage, spool_dir),
-        storage_probe=StorageProbe(storage.check),
+        store_health=store_health,
         upload_slots=UploadSlots(settings.max_concurrent_uploads, settings.max_uploads_per_client),
         probe_slots=asyncio.Semaphore(settings.max_concurrent_probes),
         webhook_networks=(

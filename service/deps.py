@@ -27,7 +27,6 @@ from service.admission import UploadSlots
 from service.events import JobWatcher
 from service.gate import request_key
 from service.metrics import ApiMetrics
-from service.storage_probe import StorageProbe
 from service.store_health import StoreHealth
 from service.uploads import FormLimits
 
@@ -51,9 +50,8 @@ class Services:
     probe_slots: asyncio.Semaphore  # uploads probed at once (the photo's pixels)
     webhook_networks: tuple[Network, ...] | None  # None: no webhook secret, no webhooks
     watcher: JobWatcher  # the one poller of the jobs whose progress events are streamed
-    store_health: StoreHealth  # whether submits can store their files and results
+    store_health: StoreHealth  # whether the store and spool can be written (submit, readyz)
     result_redirect_ttl: int | None = None  # seconds of a presigned result URL; None: stream
-    storage_probe: StorageProbe | None = None  # /readyz's bounded, cached storage check
     long_job_warning: float = 0  # seconds of estimated time over which a submit warns; 0: never
 
 

@@ -122,7 +122,7 @@ async def submit_job(
     At most `max_concurrent_uploads` are received at once, `max_uploads_per_client` of one
     client (503 + Retry-After beyond), and `max_concurrent_probes` photos and videos
     checked at once (memory)."""
-    if await run_in_threadpool(ctx.store_health.problem) is not None:
+    if await run_in_threadpool(lambda: ctx.store_health.problem(cached=True)) is not None:
         raise StorageUnavailableError("store the job's files and its result")
     client = owner if owner != ANONYMOUS else (request.client.host if request.client else "")
     with ctx.upload_slots.hold(client):

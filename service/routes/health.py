@@ -11,7 +11,6 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 
 from core.protocol import DEMO_MODEL, Stage
-from core.storage import StorageError, check_writable
 from service.deps import Services, ServicesDep
 from service.routes.responses import KEYED_RESPONSES
 from service.schemas import StageBody
@@ -58,7 +57,7 @@ async def metrics(services: ServicesDep) -> Response:
 
 
 def _readiness(services: Services) -> JSONResponse:
-    jobs, storage = services.jobs, services.storage
+    jobs = services.jobs
     state: dict[str, Any] = {"redis": jobs.ping(), "workers": 0, "storage": True}
     problems = []
     if state["redis"]:
@@ -70,13 +69,8 @@ def _readiness(services: Services) -> JSONResponse:
         state["workers_not_taking_jobs"] = {w.name: w.problem for w in workers if w.problem}
     else:
         problems.append("Redis cannot be reached")
-    try:
-        (services.storage_probe.check if services.storage_probe else storage.check)()
-        if services.spool_dir is not None:
-            check_writable(services.spool_dir)
-    except StorageError as exc:
+    if services.store_health.problem() is not None:  # the path stays in the log
         state["storage"] = False
-        logger.warning("not ready: %s", exc)  # the path stays in the log, not in the answer
         problems.append("storage is not writable (unavailable, read-only or full)")
     # Readiness of this API only: jobs submitted with no live worker wait in the queue
     # (an autoscaler starts one on the queue's length).
