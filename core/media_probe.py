@@ -98,6 +98,12 @@ def fit_within(width: int, height: int, max_side: int | None) -> tuple[int, int]
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
+def well_short(frames: int, declared: int) -> bool:
+    """Whether a clip of `frames` falls well short of the `declared` count (by more than a
+    tenth and at least 2 frames): a truncated or damaged file, not rounding."""
+    return declared > 0 and frames < declared - max(2, declared // 10)
+
+
 def check_frame_count(frames: int, limits: MediaLimits) -> None:
     """Refuse a driving video of more frames than the limit."""
     if frames > limits.max_video_frames:
@@ -490,7 +496,7 @@ def probe_video(path: str | os.PathLike[str], limits: MediaLimits | None = None)
         if frames == 0:
             raise InvalidInputError("The driving video contains no frames.")
         declared = int(stream.frames or 0)  # from the index (MP4, MOV); 0: not declared
-        if declared and frames < declared - max(2, declared // 10):  # well short of it
+        if well_short(frames, declared):
             raise InvalidInputError(
                 f"The driving video is damaged or truncated: it declares {declared} frames but "
                 f"ends after {frames}. Please send the whole file."

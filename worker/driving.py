@@ -19,6 +19,7 @@ import numpy as np
 
 from core.errors import InvalidInputError
 from core.face_detector import Box, FaceDetector
+from core.media_probe import well_short
 from worker.framing import ClipFaceTrack, CropBox, resize_square
 from worker.media.decode import RateMeter, decode_frames
 from worker.media.settings import MediaSettings
@@ -86,6 +87,18 @@ def scan_driving(
     )
     warnings = framing.warnings if framing is not None else ()
     return DrivingScan(meter.frames, fps, meter.first or 0.0, width, height, crop, warnings)
+
+
+def ended_early(scan: DrivingScan, probed: int) -> tuple[str, ...]:
+    """The job's warning when decoding gave well fewer frames than the probe counted (frames
+    whose data is there but does not decode): the result is only as long as the decoded
+    part."""
+    if not well_short(scan.frames, probed):
+        return ()
+    return (
+        f"The driving video ended early: {scan.frames} of its {probed} frames could be "
+        "decoded (the file may be damaged or truncated), so the result is that much shorter.",
+    )
 
 
 def driving_frames(

@@ -27,7 +27,13 @@ from core.media_probe import VideoInfo, probe_video
 from core.options import JobOptions
 from core.protocol import DEMO_MODEL, Progress, Stage
 from core.template_format import MotionTemplate, is_template, read_template
-from worker.driving import DrivingScan, driving_frames, model_inputs, scan_driving
+from worker.driving import (
+    DrivingScan,
+    driving_frames,
+    ended_early,
+    model_inputs,
+    scan_driving,
+)
 from worker.framing import CropBox, resize_square, source_crop
 from worker.layout import SideBySide, fit_height
 from worker.media.encode import Mp4Writer
@@ -226,6 +232,7 @@ def run_animation(
         reference_index, reference = _reference(
             options, animator, source, driving_path, scan, settings, job
         )
+        warnings.extend(ended_early(scan, info.frames if info is not None else 0))
 
     composer = _Composer.plan(options, canvas, box if paste_back else None, source, scan, settings)
     width, height = composer.width, composer.height

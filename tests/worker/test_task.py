@@ -256,3 +256,27 @@ def test_portrait_phone_video_with_sound_and_variable_rate(
     assert 8 / 0.4 <= result.fps <= 8 / 0.3  # the average rate of the variable-rate clip
     assert probed.audio_seconds == pytest.approx(8 / result.fps, abs=0.06)
     assert (probed.width, probed.height) == (768, 256)
+
+
+def test_a_video_whose_frames_stop_decoding_early_says_so(
+    tmp_path: Path, animator, face_photo: Path
+) -> None:
+    """The probe counts 40 frames from the index, but the data of the last ones is zeros:
+    the job renders what decodes and its result says the video ended early."""
+    rng = np.random.default_rng(0)  # noise: every frame's data is large, so the tail is frames
+    video = write_video(
+        tmp_path / "tail.mp4",
+        lambda _: rng.integers(0, 255, (48, 64, 3), dtype=np.uint8),
+        count=40,
+        faststart=True,
+    )
+    data = bytearray(video.read_bytes())
+    cut = len(data) * 6 // 10
+    data[cut:] = bytes(len(data) - cut)
+    video.write_bytes(data)
+    result = run_animation(
+        face_photo, video, tmp_path / "out.mp4", JobOptions(crop="none"), animator
+    )
+    assert 5 < result.frames < 36
+    assert any("ended early" in warning for warning in result.warnings), result.warnings
+    assert probe_output(tmp_path / "out.mp4").frames == result.frames
