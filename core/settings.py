@@ -36,6 +36,14 @@ from core.media_probe import MediaLimits
 from core.protocol import Precision
 from core.webhooks import parse_networks, secret_bytes
 
+
+def _comma_list(value: object) -> object:
+    """A comma-separated environment value as its list of non-empty items."""
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
 _CONFIG = SettingsConfigDict(
     env_prefix="MCNET_",
     env_file=None,
@@ -106,9 +114,7 @@ class QueueSettings(BaseSettings, MediaLimits):
     @field_validator("webhook_allowed_networks", mode="before")
     @classmethod
     def _split_networks(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [net.strip() for net in value.split(",") if net.strip()]
-        return value
+        return _comma_list(value)
 
     @field_validator("webhook_allowed_networks")
     @classmethod
@@ -214,9 +220,7 @@ class ApiSettings(QueueSettings):
     @field_validator("api_keys", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [key.strip() for key in value.split(",") if key.strip()]
-        return value
+        return _comma_list(value)
 
     @field_validator("api_keys")
     @classmethod
