@@ -1,4 +1,5 @@
-"""Many clients at once: 50 concurrent submissions, two workers, every output correct."""
+"""Many clients at once: 50 concurrent submissions from 10 API keys (each within its share
+of the upload slots), two workers, every output correct."""
 
 from __future__ import annotations
 
@@ -14,6 +15,13 @@ from tests.service.helpers import make_inputs, wait_for
 
 JOBS = 50
 KINDS = 5  # distinct inputs; jobs of one kind must give identical pixels, kinds differ
+CLIENTS = 10  # API keys: each key is one client, sending 5 of the jobs at once
+KEYS = [f"client{n}:key-{n}" for n in range(CLIENTS)]
+
+
+def _auth(index: int) -> dict[str, str]:
+    """The header of the key that sends job `index`."""
+    return {"Authorization": f"Bearer key-{index % CLIENTS}"}
 
 
 async def _submit_all(base_url: str, inputs: list[tuple[Path, Path]]) -> list[str]:
@@ -25,6 +33,7 @@ async def _submit_all(base_url: str, inputs: list[tuple[Path, Path]]) -> list[st
                 "/animate",
                 files={"source": source.read_bytes(), "driving": driving.read_bytes()},
                 data={"crop": "none", "seed": str(index % KINDS)},
+                headers=_auth(index),
             )
             assert answer.status_code == 202, answer.text
             job_id: str = answer.json()["id"]
@@ -37,20 +46,23 @@ def test_fifty_concurrent_submissions_all_finish_correctly(stack: Stack, tmp_pat
     inputs = [make_inputs(tmp_path, frames=1, seed=kind) for kind in range(KINDS)]
     stack.start_worker(wait=False)
     stack.start_worker(wait=False)
-    with stack.api() as client:
+    with stack.api(api_keys=KEYS) as client:
         base_url = str(client.base_url)
         ids = asyncio.run(_submit_all(base_url, inputs))
         assert len(set(ids)) == JOBS
 
         def all_done() -> bool:
-            states = [client.get(f"/jobs/{job_id}").json()["status"] for job_id in ids]
+            states = [
+                client.get(f"/jobs/{job_id}", headers=_auth(index)).json()["status"]
+                for index, job_id in enumerate(ids)
+            ]
             assert "failed" not in states and "canceled" not in states
             return all(state == "finished" for state in states)
 
         wait_for(all_done, 240, "all jobs to finish", interval=0.5)
         frames: dict[int, list[np.ndarray]] = {}
         for index, job_id in enumerate(ids):
-            answer = client.get(f"/jobs/{job_id}/result")
+            answer = client.get(f"/jobs/{job_id}/result", headers=_auth(index))
             assert answer.status_code == 200
             path = tmp_path / f"{index}.mp4"
             path.write_bytes(answer.content)
@@ -66,7 +78,7 @@ def test_fifty_concurrent_submissions_all_finish_correctly(stack: Stack, tmp_pat
         for a in range(KINDS):
             for b in range(a + 1, KINDS):
                 assert np.abs(firsts[a] - firsts[b]).mean() > 1.0, "different inputs, same output"
-        metrics = client.get("/metrics").text
+        metrics = client.get("/metrics", headers=_auth(0)).text
         assert f"mcnet_jobs_submitted_total {JOBS}.0" in metrics
         assert f'mcnet_jobs{{status="finished"}} {JOBS}.0' in metrics
     done = sum(
