@@ -412,17 +412,31 @@ def settings_from_env(cls: type[SettingsT], options: Mapping[str, Any] | None = 
     """
     given = {name: value for name, value in (options or {}).items() if value is not None}
     try:
-        return cls(**given)
+        # Keyed as the environment source keys them (a field's first alias, such as
+        # REDIS_URL), so that the command line's value replaces the variable's rather than
+        # standing beside it (older pydantic-settings then validate the alias's value).
+        return cls(**{_init_key(cls, name): value for name, value in given.items()})
     except ValidationError as exc:
         problems = "; ".join(_describe_error(cls, error, given) for error in exc.errors())
         sys.stderr.write(f"mcnet: invalid setting: {problems}\n")
         raise SystemExit(2) from None
 
 
+def _init_key(cls: type[BaseSettings], name: str) -> str:
+    """The key under which `name`'s value is passed to `cls`: its first alias, if any."""
+    field = cls.model_fields.get(name)
+    alias = field.validation_alias if field is not None else None
+    if isinstance(alias, AliasChoices) and isinstance(alias.choices[0], str):
+        return alias.choices[0]
+    return alias if isinstance(alias, str) else name
+
+
 def _describe_error(
     cls: type[BaseSettings], error: ErrorDetails, given: Mapping[str, Any] | None = None
 ) -> str:
     name = str(error["loc"][0]) if error["loc"] else ""
+    if given:  # an alias the command line's value was passed under names its option
+        name = next((option for option in given if _init_key(cls, option) == name), name)
     if given and name in given:  # a command-line option, not a variable
         field = cls.model_fields.get(name)
         hint = f" ({field.description})" if field is not None and field.description else ""
