@@ -7,18 +7,23 @@
         job = api.wait(job.id, on_progress=lambda j: print(j.progress.frames_done))
         api.download(job.id, "result.mp4")
 
-`submit` sends an `Idempotency-Key` (a new UUID unless given) and retries a submit whose
-connection broke, or that was answered 429/503, with the same key: the service then
-returns the first job instead of queueing another. `wait` follows the job's Server-Sent
-Events and falls back to polling when the stream is unavailable.
+        motion = api.wait_template(api.create_template("talking.mp4").id)
+        job = api.submit("another.jpg", template=motion.id)  # no video uploaded again
+
+`submit` and `create_template` send an `Idempotency-Key` (a new UUID unless given) and retry
+an upload whose connection broke, or that was answered 429/503, with the same key: the
+service then returns the first job instead of queueing another. `wait` follows the job's
+Server-Sent Events and falls back to polling when the stream is unavailable;
+`wait_template` polls the template until it is made.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +32,7 @@ import httpx
 from core.files import replaced_atomically
 from core.job_view import JobView
 from core.protocol import JobState
+from core.template_view import TemplateView
 
 
 class ApiError(Exception):
@@ -83,33 +89,55 @@ class Client:
     def submit(
         self,
         source: str | Path,
-        driving: str | Path,
+        driving: str | Path | None = None,
         options: dict[str, Any] | None = None,
         *,
+        template: str | None = None,
         idempotency_key: str | None = None,
         attempts: int = 4,
         webhook: str | None = None,
         webhook_events: list[str] | None = None,
     ) -> JobView:
-        """Upload the photo and the driving video with job options ({"motion": "absolute",
-        "seed": 3, ...}); returns the queued job. Retried with the same Idempotency-Key
-        when the connection breaks or the service answers 429/503."""
-        key = idempotency_key or str(uuid.uuid4())
+        """Upload the photo with the driving video, or name a motion template made by
+        `create_template` (exactly one of the two), with job options ({"motion":
+        "absolute", "seed": 3, ...}); returns the queued job. Retried with the same
+        Idempotency-Key when the connection breaks or the service answers 429/503."""
+        if (driving is None) == (template is None):
+            raise ValueError("give a driving video or a template id, exactly one of the two")
         fields = {name: _form_value(value) for name, value in (options or {}).items()}
+        if template is not None:
+            fields["template"] = template
         if webhook is not None:
             fields["webhook"] = webhook
         if webhook_events is not None:
             fields["webhook_events"] = ",".join(webhook_events)
+        files = {"source": Path(source)}
+        if driving is not None:
+            files["driving"] = Path(driving)
+        answer = self._upload("/animate", files, fields, idempotency_key, attempts)
+        return self.get(answer.json()["id"])
+
+    def _upload(
+        self,
+        path: str,
+        files: Mapping[str, Path],
+        fields: dict[str, str],
+        idempotency_key: str | None,
+        attempts: int,
+    ) -> httpx.Response:
+        """POST a multipart upload; retried with one Idempotency-Key when the connection
+        breaks or the service answers 429/503 (each file opened afresh)."""
+        key = idempotency_key or str(uuid.uuid4())
         attempt = 0
         while True:
             attempt += 1
             try:
-                with open(source, "rb") as photo, open(driving, "rb") as video:
+                with contextlib.ExitStack() as opened:
+                    parts = {
+                        name: opened.enter_context(open(file, "rb")) for name, file in files.items()
+                    }
                     answer = self.http.post(
-                        "/animate",
-                        files={"source": photo, "driving": video},
-                        data=fields,
-                        headers={"Idempotency-Key": key},
+                        path, files=parts, data=fields, headers={"Idempotency-Key": key}
                     )
             except httpx.TransportError:
                 if attempt == attempts:
@@ -121,7 +149,7 @@ class Client:
                 time.sleep(min(float(wait) if wait.isdigit() else 2.0**attempt, 60.0))
                 continue
             _raise_for(answer)
-            return self.get(answer.json()["id"])
+            return answer
 
     def get(self, job_id: str) -> JobView:
         """The job now."""
@@ -198,6 +226,60 @@ class Client:
                 elif line == "" and data:
                     yield JobView.model_validate(json.loads("\n".join(data)))
                     data = []
+
+    def create_template(
+        self, video: str | Path, *, idempotency_key: str | None = None, attempts: int = 4
+    ) -> TemplateView:
+        """Upload a driving video to be kept as a motion template; returns the template,
+        queued (a worker extracts it: `wait_template`). Retried like `submit`."""
+        answer = self._upload("/templates", {"driving": Path(video)}, {}, idempotency_key, attempts)
+        return TemplateView.model_validate(answer.json())
+
+    def template(self, template_id: str) -> TemplateView:
+        """The template now."""
+        answer = self.http.get(f"/templates/{template_id}")
+        _raise_for(answer)
+        return TemplateView.model_validate(answer.json())
+
+    def templates(self) -> Iterator[TemplateView]:
+        """The caller's templates, newest first (every page, fetched as needed)."""
+        params: dict[str, str] = {}
+        while True:
+            answer = self.http.get("/templates", params=params)
+            _raise_for(answer)
+            body = answer.json()
+            for entry in body["templates"]:
+                yield TemplateView.model_validate(entry)
+            cursor = body.get("next_cursor")
+            if not cursor:
+                return
+            params = {"cursor": cursor}
+
+    def delete_template(self, template_id: str) -> None:
+        """Delete the template (an extraction still running is canceled). Jobs already
+        submitted from it are not affected."""
+        _raise_for(self.http.delete(f"/templates/{template_id}"))
+
+    def wait_template(
+        self,
+        template_id: str,
+        on_progress: Callable[[TemplateView], None] | None = None,
+        *,
+        timeout: float | None = None,
+        poll_interval: float = 1.0,
+    ) -> TemplateView:
+        """Poll the template until its extraction has ended (`ready` once finished);
+        `on_progress` gets each state seen. TimeoutError after `timeout` s."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            made = self.template(template_id)
+            if on_progress is not None:
+                on_progress(made)
+            if made.status.ended:
+                return made
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"template {template_id} was not made within {timeout} s")
+            time.sleep(poll_interval)
 
     def download(self, job_id: str, path: str | Path) -> Path:
         """Save the result MP4 at `path` (written under a temporary name, then renamed);
