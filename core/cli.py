@@ -13,7 +13,10 @@ import sys
 # subcommand -> (module with a `main(argv) -> int`, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "animate": ("worker.cli", "animate a photo with a driving video or template (offline)"),
-    "template": ("worker.template_cli", "extract a driving video's motion template (offline)"),
+    "template": (
+        "core.template_client_cli",
+        "motion templates on a service (create, list, delete); extract one offline",
+    ),
     "convert": ("model.cli", "convert an official .pth.tar checkpoint to safetensors"),
     "serve": ("service.local", "run API, workers and (if REDIS_URL is unset) Redis locally"),
     "api": ("service.api_main", "run the HTTP API only"),

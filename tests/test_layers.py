@@ -33,7 +33,7 @@ def test_the_core_loads_no_torch_and_no_web_framework(module: str) -> None:
     assert _loaded(module, banned) == []
 
 
-@pytest.mark.parametrize("module", ["core.client", "core.client_cli"])
+@pytest.mark.parametrize("module", ["core.client", "core.client_cli", "core.template_client_cli"])
 def test_the_client_loads_no_server_queue_store_or_model(module: str) -> None:
     banned = ("torch", "fastapi", "starlette", "redis", "rq", "boto3", "av", "service", "worker")
     assert _loaded(module, banned) == []
