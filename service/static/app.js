@@ -1,6 +1,9 @@
 // The MCNet web page: pick a photo and a driving video, submit them to POST /animate,
 // follow the job's progress events (GET /jobs/{id}/events; polling GET /jobs/{id} when
 // the stream is unavailable) until the job ends, then show and offer the MP4.
+// After a job, the driving video's motion can be kept as a template (POST /templates,
+// polled at GET /templates/{id}): the next photos are sent with `template=<id>` instead
+// of the video. The template's id is remembered in localStorage, forgotten on a 404.
 // Plain JavaScript, no build step, nothing loaded from elsewhere.
 "use strict";
 
@@ -8,6 +11,7 @@
   const POLL_MS = 700;
   const POLL_MAX_MS = 5000;
   const KEY_STORE = "mcnet.apiKey";
+  const TEMPLATE_STORE = "mcnet.template";
 
   const $ = (id) => document.getElementById(id);
   const app = $("app");
@@ -33,6 +37,17 @@
   const resultBox = $("result");
   const resultVideo = $("result-video");
   const download = $("download");
+  const drivingZone = $("driving-drop").querySelector(".drop-zone");
+  const drivingHelp = $("driving-help");
+  const drivingName = $("driving-name");
+  const templateBox = $("template-box");
+  const templateName = $("template-name");
+  const templateBar = $("template-progress");
+  const sideBySide = form.querySelector("input[name=layout][value=side_by_side]");
+  const sideBySideNote = $("side-by-side-note");
+  const keepBox = $("keep");
+  const keepButton = $("keep-motion");
+  const keepStatus = $("keep-status");
 
   // What is going on now; `run` changes on every submit so a late answer of an older job
   // never touches the page.
@@ -48,6 +63,14 @@
   const fileProblem = { source: null, driving: null };
   // The furthest the bar has shown for this job: the stages' spans never let it go back.
   let shownFraction = 0;
+  // The kept motion the next photos are animated with: {id, name, seconds, status,
+  // fraction} (status as the API's; only a "finished" one is sent), or null: a video.
+  let template = null;
+  // Changes whenever the template changes, so a late answer about an older one is dropped.
+  let templateRun = 0;
+  let templateTimer = null;
+  // The driving video the shown result was made from (null: made from a template).
+  let jobDriving = null;
 
   // Where each stage's frames fill the bar (cropping counts frames too, before animating).
   const STAGE_SPANS = {
@@ -91,30 +114,45 @@
   }
 
   function readyState() {
-    return sourceInput.files.length && drivingInput.files.length ? "ready" : "empty";
+    return sourceInput.files.length && (drivingInput.files.length || templateReady())
+      ? "ready" : "empty";
+  }
+
+  function templateReady() {
+    return template !== null && template.status === "finished";
   }
 
   function updateForm() {
     const crop = form.elements.crop.value;
     pasteBack.disabled = crop === "none";
     if (crop === "none") pasteBack.checked = false;
+    // side_by_side shows the driving video's pictures, which a template does not keep
+    sideBySide.disabled = template !== null;
+    sideBySideNote.hidden = template === null;
+    if (template !== null && sideBySide.checked) form.elements.layout.value = "result";
     const haveSource = sourceInput.files.length > 0;
-    const haveDriving = drivingInput.files.length > 0;
-    const swapped = fileProblem.source === "swapped" || fileProblem.driving === "swapped";
+    const haveDriving = template === null ? drivingInput.files.length > 0 : templateReady();
+    const drivingProblem = template === null ? fileProblem.driving : null;
+    const swapped = fileProblem.source === "swapped" || drivingProblem === "swapped";
     submitButton.disabled = !(haveSource && haveDriving) || swapped;
-    if (fileProblem.source === "swapped" && fileProblem.driving === "swapped") {
+    if (template !== null && !templateReady() && !swapped) {
+      submitHelp.textContent = "The motion is being kept; Animate works once it is ready.";
+    } else if (fileProblem.source === "swapped" && drivingProblem === "swapped") {
       submitHelp.textContent = "The photo and the video are swapped: put the photo in the " +
         "first box and the video in the second.";
     } else if (fileProblem.source === "swapped") {
       submitHelp.textContent = "The photo box holds a video: choose a JPEG, PNG or WebP picture.";
-    } else if (fileProblem.driving === "swapped") {
+    } else if (drivingProblem === "swapped") {
       submitHelp.textContent = "The video box holds a picture: choose a video of a talking face.";
     } else if (fileProblem.source === "unreadable") {
       submitHelp.textContent = "The photo does not look like a JPEG, PNG or WebP picture: " +
         "choose another one (the service will refuse it).";
     } else if (haveSource && haveDriving) submitHelp.textContent = "Ready to animate.";
     else if (haveSource) submitHelp.textContent = "Now choose a driving video.";
-    else if (haveDriving) submitHelp.textContent = "Now choose a photo.";
+    else if (haveDriving) {
+      submitHelp.textContent = template === null ? "Now choose a photo."
+        : "Now choose a photo: it moves like the kept motion.";
+    }
     else submitHelp.textContent = "Choose a photo and a video first.";
   }
 
@@ -287,7 +325,8 @@
     }
   }
 
-  function failedJobMessage(error) {
+  // `otherwise`: the sentence for any other failure.
+  function failedJobMessage(error, otherwise) {
     const text = error || "";
     if (/no face/i.test(text)) {
       return /driving/i.test(text)
@@ -300,7 +339,7 @@
     if (/time ?out|timed out/i.test(text)) {
       return "The animation took too long and was stopped.";
     }
-    return "The animation could not be made.";
+    return otherwise === undefined ? "The animation could not be made." : otherwise;
   }
 
   function showError(message, detail) {
@@ -325,7 +364,8 @@
     const data = new FormData();
     const crop = form.elements.crop.value;
     data.append("source", sourceInput.files[0]);
-    data.append("driving", drivingInput.files[0]);
+    if (templateReady()) data.append("template", template.id);
+    else data.append("driving", drivingInput.files[0]);
     data.append("motion", form.elements.motion.value);
     data.append("crop", crop);
     if (crop === "auto") data.append("paste_back", pasteBack.checked ? "true" : "false");
@@ -340,9 +380,11 @@
 
   async function submit(event) {
     event.preventDefault();
-    if (!sourceInput.files.length || !drivingInput.files.length) return;
+    if (readyState() !== "ready") return;
     const mine = ++run;
     const data = formData();
+    const sentTemplate = templateReady() ? template : null;
+    jobDriving = sentTemplate ? null : drivingInput.files[0];
     jobId = null;
     jobLinks = null;
     shownFraction = 0;
@@ -374,7 +416,11 @@
     }
     if (mine !== run) return;
     if (response.status !== 202) {
-      await showResponseError(response);
+      if (sentTemplate && (response.status === 404 || response.status === 409)) {
+        await showTemplateRefused(response, sentTemplate);
+      } else {
+        await showResponseError(response);
+      }
       return;
     }
     let body;
@@ -575,6 +621,9 @@
     resultVideo.src = src;
     download.href = src;
     download.download = "animation-" + jobId.slice(0, 8) + ".mp4";
+    keepBox.hidden = !jobDriving || template !== null;
+    keepButton.disabled = false;
+    keepSaying("", false);
     setState("finished");
     reveal(resultBox, "start");
   }
@@ -650,6 +699,207 @@
     setState(readyState());
   }
 
+  // ---------- the kept motion (template) ----------
+
+  function templateUrl(id) {
+    return "templates/" + encodeURIComponent(id);
+  }
+
+  function rememberTemplate() {
+    try {
+      if (template === null) localStorage.removeItem(TEMPLATE_STORE);
+      else {
+        localStorage.setItem(TEMPLATE_STORE, JSON.stringify({
+          id: template.id, name: template.name, seconds: template.seconds,
+          status: template.status,
+        }));
+      }
+    } catch (_) {
+      // Storage blocked: the motion is kept for this visit only.
+    }
+  }
+
+  function storedTemplate() {
+    try {
+      const stored = JSON.parse(localStorage.getItem(TEMPLATE_STORE) || "null");
+      if (stored && typeof stored.id === "string" && stored.id) {
+        return {
+          id: stored.id,
+          name: typeof stored.name === "string" ? stored.name : "the video",
+          seconds: typeof stored.seconds === "number" ? stored.seconds : null,
+          // usable at once when it was made; the look-up below forgets it if it is gone
+          status: stored.status === "finished" ? "finished" : "started",
+          fraction: 0,
+        };
+      }
+    } catch (_) {
+      // Unreadable or blocked: nothing remembered.
+    }
+    return null;
+  }
+
+  function setTemplate(value) {
+    templateRun++;
+    if (templateTimer) clearTimeout(templateTimer);
+    templateTimer = null;
+    template = value;
+    rememberTemplate();
+    showTemplate();
+  }
+
+  // The driving picker: the video's drop zone, or the kept motion with its state.
+  function showTemplate() {
+    const using = template !== null;
+    drivingZone.hidden = using;
+    drivingHelp.hidden = using;
+    drivingName.hidden = using;
+    templateBox.hidden = !using;
+    app.dataset.template = using ? (templateReady() ? "ready" : "making") : "";
+    if (using) {
+      const percent = Math.round((template.fraction || 0) * 100);
+      if (templateReady()) {
+        const length = typeof template.seconds === "number"
+          ? ", " + template.seconds.toFixed(1) + " s" : "";
+        templateName.textContent = "Motion: " + template.name + " (template" + length + ")";
+      } else {
+        templateName.textContent = "Motion: " + template.name + " (template being made, " +
+          percent + "%)";
+      }
+      templateBar.hidden = templateReady();
+      templateBar.value = percent;
+    }
+    const state = app.dataset.state;
+    if (state === "empty" || state === "ready") setState(readyState());
+    else if (state !== "uploading" && state !== "running" && state !== "canceling") updateForm();
+  }
+
+  function keepSaying(text, warning) {
+    keepStatus.textContent = text;
+    keepStatus.classList.toggle("warning", Boolean(warning));
+  }
+
+  // The template is gone or could not be made: back to choosing a video, saying why
+  // (beside the result if it shows, else where the video is chosen).
+  function forgetTemplate(message) {
+    setTemplate(null);
+    keepSaying(message, true);
+    if (!drivingInput.files.length) {
+      drivingName.textContent = message;
+      drivingName.classList.add("warning");
+    }
+  }
+
+  // POST /templates with the driving video the page still holds.
+  async function keepMotion() {
+    const file = jobDriving;
+    if (!file) return;
+    keepButton.disabled = true;
+    keepSaying("Keeping the motion: uploading the video…", false);
+    const data = new FormData();
+    data.append("driving", file);
+    const mine = ++templateRun;
+    let response;
+    try {
+      response = await fetch("templates", { method: "POST", body: data, headers: headers() });
+    } catch (_) {
+      if (mine !== templateRun) return;
+      keepButton.disabled = false;
+      keepSaying("The service cannot be reached. Check your connection and try again.", true);
+      return;
+    }
+    if (mine !== templateRun) return;
+    if (response.status !== 202) {
+      const detail = await readDetail(response);
+      keepButton.disabled = false;
+      const message = response.status === 429 && /template/i.test(detail)
+        ? "This key keeps as many motions as it may."
+        : explain(response.status, detail);
+      keepSaying("The motion could not be kept. " + message +
+        (detail && detail !== message ? " (" + detail + ")" : ""), true);
+      return;
+    }
+    let body;
+    try {
+      body = await response.json();
+    } catch (_) {
+      keepButton.disabled = false;
+      keepSaying("The service gave an answer this page does not understand.", true);
+      return;
+    }
+    keepBox.hidden = true;
+    setTemplate({ id: body.id, name: file.name, seconds: null, status: body.status, fraction: 0 });
+    followTemplate(templateRun, 0);
+  }
+
+  // Poll GET /templates/{id} until the template is made (or gone).
+  function followTemplate(mine, failures) {
+    const delay = failures ? Math.min(POLL_MAX_MS, POLL_MS * 2 ** failures) : POLL_MS;
+    templateTimer = setTimeout(() => checkTemplate(mine, failures), delay);
+  }
+
+  async function checkTemplate(mine, failures) {
+    if (mine !== templateRun || template === null) return;
+    let response;
+    try {
+      response = await fetch(templateUrl(template.id), { headers: headers(), cache: "no-store" });
+    } catch (_) {
+      if (mine !== templateRun) return;
+      if (failures >= 8) {
+        keepSaying("Lost contact with the service while the motion was being kept. " +
+          "Reload the page to look again.", true);
+        return;
+      }
+      followTemplate(mine, failures + 1);
+      return;
+    }
+    if (mine !== templateRun) return;
+    if (response.status === 404) {
+      forgetTemplate("The kept motion of " + template.name + " is gone (motions are kept " +
+        "for a limited time): choose the driving video again.");
+      return;
+    }
+    if (!response.ok) {
+      // 401 (a key this tab does not have yet), 429, 503: look again later
+      if (template.status !== "finished") followTemplate(mine, Math.min(failures + 1, 3));
+      return;
+    }
+    const body = await response.json();
+    if (mine !== templateRun) return;
+    if (body.status === "failed" || body.status === "canceled") {
+      const why = body.status === "failed"
+        ? failedJobMessage(body.error, "Choose the driving video again.") : "It was canceled.";
+      forgetTemplate("The motion of " + template.name + " could not be kept. " + why +
+        (body.error ? " (" + body.error + ")" : ""));
+      return;
+    }
+    const progress = body.progress || {};
+    template.status = body.status;
+    template.fraction = Math.max(template.fraction || 0, jobFraction(progress, body.status));
+    if (body.status === "finished") {
+      template.seconds = body.duration_seconds;
+      rememberTemplate();
+      keepSaying("Motion kept: the next photos move like " + template.name + " without " +
+        "uploading it again.", false);
+    } else {
+      keepSaying("Keeping the motion: " + Math.round(template.fraction * 100) + "%…", false);
+      followTemplate(mine, 0);
+    }
+    showTemplate();
+  }
+
+  // POST /animate refused the template: gone (404) or not usable yet (409).
+  async function showTemplateRefused(response, sent) {
+    const detail = await readDetail(response);
+    if (response.status === 404 || /fail/i.test(detail)) {
+      if (template !== null && template.id === sent.id) setTemplate(null);
+      keepSaying("", false);
+      showError("The kept motion of " + sent.name + " can no longer be used (motions are " +
+        "kept for a limited time). Choose the driving video again.", detail);
+    } else {
+      showError("The kept motion is still being made. Try again once it is ready.", detail);
+    }
+  }
+
   // ---------- wiring ----------
 
   wireDrop("source");
@@ -664,6 +914,12 @@
     submitButton.focus();
   });
   document.querySelector("[data-action=again]").addEventListener("click", () => reset(false));
+  keepButton.addEventListener("click", keepMotion);
+  $("template-off").addEventListener("click", () => {
+    setTemplate(null);
+    keepSaying("", false);
+    drivingInput.focus();
+  });
   try {
     keyInput.value = sessionStorage.getItem(KEY_STORE) || "";
     keyInput.addEventListener("change", () =>
@@ -675,4 +931,11 @@
   showFile("source");
   showFile("driving");
   setState(readyState());
+  // A motion kept on an earlier visit: shown at once, then looked up (forgotten on a 404).
+  const remembered = storedTemplate();
+  if (remembered !== null) {
+    template = remembered;
+    showTemplate();
+    checkTemplate(templateRun, 0);
+  }
 })();
