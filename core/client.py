@@ -228,11 +228,21 @@ class Client:
                     data = []
 
     def create_template(
-        self, video: str | Path, *, idempotency_key: str | None = None, attempts: int = 4
+        self,
+        video: str | Path,
+        *,
+        crop: str | None = None,
+        idempotency_key: str | None = None,
+        attempts: int = 4,
     ) -> TemplateView:
         """Upload a driving video to be kept as a motion template; returns the template,
-        queued (a worker extracts it: `wait_template`). Retried like `submit`."""
-        answer = self._upload("/templates", {"driving": Path(video)}, {}, idempotency_key, attempts)
+        queued (a worker extracts it: `wait_template`). `crop`: "auto" (find the face, the
+        service's default) or "none" (the video is an aligned face crop). Retried like
+        `submit`."""
+        fields = {} if crop is None else {"crop": crop}
+        answer = self._upload(
+            "/templates", {"driving": Path(video)}, fields, idempotency_key, attempts
+        )
         return TemplateView.model_validate(answer.json())
 
     def template(self, template_id: str) -> TemplateView:

@@ -53,6 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     create.add_argument("video", type=Path, help="driving video (MP4, MOV, WebM, MKV, AVI, GIF)")
     create.add_argument(
+        "--crop",
+        choices=["auto", "none"],
+        help="auto: find the face and crop it as the model was trained (the service's "
+        "default); none: the video is already an aligned face crop",
+    )
+    create.add_argument(
         "--no-wait", action="store_true", help="print the id once uploaded, without waiting"
     )
     create.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -103,7 +109,7 @@ def _extract(argv: list[str]) -> int:
 
 
 def _create(api: Client, args: argparse.Namespace, status: StatusLine) -> int:
-    template = api.create_template(args.video)
+    template = api.create_template(args.video, crop=args.crop)
     if not args.no_wait:
         sys.stderr.write(f"template {template.id}\n")
         sys.stderr.flush()

@@ -69,8 +69,10 @@
   // Changes whenever the template changes, so a late answer about an older one is dropped.
   let templateRun = 0;
   let templateTimer = null;
-  // The driving video the shown result was made from (null: made from a template).
+  // The driving video the shown result was made from (null: made from a template), and
+  // how it was framed (a template keeps its video's framing).
   let jobDriving = null;
+  let jobCrop = "auto";
 
   // Where each stage's frames fill the bar (cropping counts frames too, before animating).
   const STAGE_SPANS = {
@@ -385,6 +387,7 @@
     const data = formData();
     const sentTemplate = templateReady() ? template : null;
     jobDriving = sentTemplate ? null : drivingInput.files[0];
+    jobCrop = form.elements.crop.value;
     jobId = null;
     jobLinks = null;
     shownFraction = 0;
@@ -797,6 +800,7 @@
     keepSaying("Keeping the motion: uploading the video…", false);
     const data = new FormData();
     data.append("driving", file);
+    data.append("crop", jobCrop);
     const mine = ++templateRun;
     let response;
     try {

@@ -1,4 +1,5 @@
-"""core.client and `mcnet submit` against the real stack (Redis, a worker, the API)."""
+"""core.client, `mcnet submit` and `mcnet template` against the real stack (Redis, a
+worker, the API)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 from core.client import ApiError, Client
 from core.job_view import JobView
 from core.protocol import JobState, Stage
+from core.template_view import TemplateView
 from service.app import create_app
 from tests.media_factory import probe_output
 from tests.service.conftest import Stack
@@ -106,3 +108,98 @@ def test_mcnet_submit_shows_progress_and_saves_the_mp4(stack: Stack, tmp_path: P
             cwd=ROOT, capture_output=True, text=True, timeout=60,
         )  # fmt: skip
         assert refused.returncode == 2 and "refused (422)" in refused.stderr
+
+
+def test_client_makes_lists_animates_with_and_deletes_a_template(
+    stack: Stack, tmp_path: Path
+) -> None:
+    source, driving = make_inputs(tmp_path, frames=6)
+    app = create_app(stack.settings(api_keys=KEYS))
+    with ApiServer(app) as server:
+        transport = CutAfterSending()
+        with Client(server.url, "k-shop", transport=transport) as api:
+            made = api.create_template(driving, crop="none")
+            assert transport.cut == 1, "the first answer was lost; the upload was retried"
+            assert [t.id for t in api.templates()] == [made.id], "one template, not two"
+            assert made.status is JobState.QUEUED and made.frames == 6 and not made.ready
+
+            stack.start_worker()
+            seen: list[TemplateView] = []
+            made = api.wait_template(made.id, seen.append, timeout=120, poll_interval=0.1)
+            assert made.ready and made.frames == 6 and made.bytes and seen[-1] == made
+            assert api.template(made.id) == made
+
+            for wrong in ({"driving": driving, "template": made.id}, {}):
+                with pytest.raises(ValueError, match="exactly one"):
+                    api.submit(source, **wrong)  # type: ignore[arg-type]
+            with pytest.raises(ApiError) as side:
+                api.submit(
+                    source, None, {"crop": "none", "layout": "side_by_side"}, template=made.id
+                )
+            assert side.value.status == 422 and "side_by_side" in side.value.detail
+
+            job = api.submit(source, options={"crop": "none", "seed": 2}, template=made.id)
+            assert job.template == made.id and job.options["seed"] == 2
+            assert api.wait(job.id, timeout=120).status is JobState.FINISHED
+            assert probe_output(api.download(job.id, tmp_path / "out.mp4")).frames == 6
+
+            with Client(server.url, "k-other") as other:
+                with pytest.raises(ApiError) as hidden:
+                    other.template(made.id)
+                assert hidden.value.status == 404 and list(other.templates()) == []
+                with pytest.raises(ApiError) as not_theirs:
+                    other.submit(source, options={"crop": "none"}, template=made.id)
+                assert not_theirs.value.status == 404
+
+            api.delete_template(made.id)
+            assert list(api.templates()) == []
+            for gone in (lambda: api.template(made.id), lambda: api.delete_template(made.id)):
+                with pytest.raises(ApiError) as deleted:
+                    gone()
+                assert deleted.value.status == 404
+            assert api.get(job.id).status is JobState.FINISHED  # its job keeps its result
+
+
+def test_mcnet_template_create_list_submit_delete(stack: Stack, tmp_path: Path) -> None:
+    stack.start_worker()
+    source, driving = make_inputs(tmp_path, frames=5)
+    output = tmp_path / "from-template.mp4"
+    with ApiServer(create_app(stack.settings(api_keys=KEYS))) as server:
+        service = ["--server", server.url, "--key", "k-shop"]
+
+        def mcnet(*argv: str) -> subprocess.CompletedProcess[str]:
+            command = [sys.executable, "-m", "core.cli", *argv]
+            return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=180)
+
+        made = mcnet("template", "create", str(driving), "--crop", "none", *service)
+        assert made.returncode == 0, made.stderr
+        template_id = made.stdout.strip()
+        assert re.fullmatch(r"[0-9a-f-]{36}", template_id), made.stdout
+        assert made.stderr.startswith(f"template {template_id}\n"), made.stderr
+        assert "100% " in made.stderr and "5/5 frames" in made.stderr
+        assert f"mcnet submit PHOTO --template {template_id}" in made.stderr
+
+        listed = mcnet("template", "list", *service)
+        assert listed.returncode == 0, listed.stderr
+        assert listed.stdout.startswith(f"{template_id}  finished (0.2 s, 5 frames, ")
+
+        done = mcnet("submit", str(source), "--template", template_id, "-o", str(output),
+                     "-O", "crop=none", *service)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == str(output) and probe_output(output).frames == 5
+        side = mcnet("submit", str(source), "--template", template_id, "-o", str(output),
+                     "-O", "crop=none", "-O", "layout=side_by_side", *service)  # fmt: skip
+        assert side.returncode == 2 and "refused (422)" in side.stderr, side.stderr
+
+        queued = mcnet("template", "create", str(driving), "--crop", "none", "--no-wait", *service)
+        assert queued.returncode == 0 and queued.stderr == "", queued.stderr
+        for gone in (template_id, queued.stdout.strip()):
+            deleted = mcnet("template", "delete", gone, *service)
+            assert (deleted.returncode, deleted.stderr) == (0, f"deleted template {gone}\n")
+        again = mcnet("template", "delete", template_id, *service)
+        assert again.returncode == 2 and "mcnet template delete: the service refused (404)" in (
+            again.stderr
+        )
+        empty = mcnet("template", "list", *service)
+        assert (empty.returncode, empty.stdout) == (0, "")
+        assert "no templates kept for this key" in empty.stderr
