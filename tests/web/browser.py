@@ -43,13 +43,19 @@ DESKTOP = {"width": 1100, "height": 900}
 PHONE = {"width": 375, "height": 740}
 
 # Records every change of the progress box, so a test sees what a person saw, and the
-# names of the form fields each fetch() sends.
+# names of the form fields each fetch() sends (`__sent`) with where they went and their
+# values (`__uploads`: a file as "file:" + its name).
 RECORD_PROGRESS = """
 window.__progress = [];
 window.__sent = [];
+window.__uploads = [];
 const pageFetch = window.fetch;
 window.fetch = (resource, init) => {
-  if (init && init.body instanceof FormData) window.__sent.push([...init.body.keys()]);
+  if (init && init.body instanceof FormData) {
+    window.__sent.push([...init.body.keys()]);
+    window.__uploads.push({url: String(resource), fields: [...init.body.entries()].map(
+      ([name, value]) => [name, typeof value === "string" ? value : "file:" + value.name])});
+  }
   return pageFetch(resource, init);
 };
 document.addEventListener("DOMContentLoaded", () => {
