@@ -830,8 +830,10 @@
       keepSaying("The service gave an answer this page does not understand.", true);
       return;
     }
-    keepBox.hidden = true;
     setTemplate({ id: body.id, name: file.name, seconds: null, status: body.status, fraction: 0 });
+    keepSaying("Keeping the motion: 0%…", false);
+    keepBox.hidden = true;
+    keepStatus.focus({ preventScroll: true }); // the button it replaces had the focus
     followTemplate(templateRun, 0);
   }
 
@@ -867,8 +869,17 @@
       if (template.status !== "finished") followTemplate(mine, Math.min(failures + 1, 3));
       return;
     }
-    const body = await response.json();
+    let body;
+    try {
+      body = await response.json();
+    } catch (_) {
+      body = null; // a proxy's page: look again later
+    }
     if (mine !== templateRun) return;
+    if (body === null) {
+      followTemplate(mine, Math.min(failures + 1, 3));
+      return;
+    }
     if (body.status === "failed" || body.status === "canceled") {
       const why = body.status === "failed"
         ? failedJobMessage(body.error, "Choose the driving video again.") : "It was canceled.";

@@ -59,6 +59,8 @@ def test_a_kept_motion_animates_the_next_photo_without_the_video(
     assert page.inner_text("#keep-motion") == "Keep this motion for the next photos"
 
     page.click("#keep-motion")
+    page.wait_for_function("() => document.getElementById('app').dataset.template")
+    assert page.evaluate("document.activeElement.id") == "keep-status"  # not lost to <body>
     page.wait_for_function(
         "() => document.getElementById('app').dataset.template === 'ready'", timeout=60_000
     )
