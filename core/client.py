@@ -11,10 +11,10 @@
         job = api.submit("another.jpg", template=motion.id)  # no video uploaded again
 
 `submit` and `create_template` send an `Idempotency-Key` (a new UUID unless given) and retry
-an upload whose connection broke, or that was answered 429/503, with the same key: the
-service then returns the first job instead of queueing another. `wait` follows the job's
-Server-Sent Events and falls back to polling when the stream is unavailable;
-`wait_template` polls the template until it is made.
+an upload whose connection broke, or that was answered 429/503 with a Retry-After of at most
+a minute, with the same key: the service then returns the first job instead of queueing
+another. `wait` follows the job's Server-Sent Events and falls back to polling when the
+stream is unavailable; `wait_template` polls the template until it is made.
 """
 
 from __future__ import annotations
@@ -33,6 +33,9 @@ from core.files import replaced_atomically
 from core.job_view import JobView
 from core.protocol import JobState
 from core.template_view import TemplateView
+
+# The longest Retry-After an upload waits for before trying again; beyond it, ApiError.
+_MAX_RETRY_WAIT = 60.0
 
 
 class ApiError(Exception):
@@ -126,7 +129,8 @@ class Client:
         attempts: int,
     ) -> httpx.Response:
         """POST a multipart upload; retried with one Idempotency-Key when the connection
-        breaks or the service answers 429/503 (each file opened afresh)."""
+        breaks or the service answers 429/503 with a Retry-After of at most a minute (each
+        file opened afresh)."""
         key = idempotency_key or str(uuid.uuid4())
         attempt = 0
         while True:
@@ -145,9 +149,11 @@ class Client:
                 time.sleep(min(2.0**attempt, 10.0))
                 continue
             if answer.status_code in (429, 503) and attempt < attempts:
-                wait = answer.headers.get("retry-after", "")
-                time.sleep(min(float(wait) if wait.isdigit() else 2.0**attempt, 60.0))
-                continue
+                given = answer.headers.get("retry-after", "")
+                wait = float(given) if given.isdigit() else 2.0**attempt
+                if wait <= _MAX_RETRY_WAIT:  # a limit lifting later (a quota) is refused now
+                    time.sleep(wait)
+                    continue
             _raise_for(answer)
             return answer
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -114,7 +115,7 @@ def test_client_makes_lists_animates_with_and_deletes_a_template(
     stack: Stack, tmp_path: Path
 ) -> None:
     source, driving = make_inputs(tmp_path, frames=6)
-    app = create_app(stack.settings(api_keys=KEYS))
+    app = create_app(stack.settings(api_keys=KEYS, template_storage_per_key=1))  # one at most
     with ApiServer(app) as server:
         transport = CutAfterSending()
         with Client(server.url, "k-shop", transport=transport) as api:
@@ -128,6 +129,12 @@ def test_client_makes_lists_animates_with_and_deletes_a_template(
             made = api.wait_template(made.id, seen.append, timeout=120, poll_interval=0.1)
             assert made.ready and made.frames == 6 and made.bytes and seen[-1] == made
             assert api.template(made.id) == made
+            asked = time.monotonic()
+            with pytest.raises(ApiError) as full:  # a quota lifting in days is not waited for
+                api.create_template(driving, crop="none")
+            assert full.value.status == 429 and "delete one" in full.value.detail
+            assert full.value.retry_after and full.value.retry_after > 60
+            assert time.monotonic() - asked < 10, "refused at once, not retried"
 
             for wrong in ({"driving": driving, "template": made.id}, {}):
                 with pytest.raises(ValueError, match="exactly one"):
