@@ -151,7 +151,27 @@ def test_templates_belong_to_their_key_and_are_refused_where_unusable(
     mine, theirs = {"Authorization": "Bearer ka"}, {"Authorization": "Bearer kb"}
     with stack.api(api_keys=["a:ka", "b:kb"]) as client:
         client.headers.update(mine)
-        template_id = create(client, talking).json()["id"]
+        first = client.post(
+            "/templates",
+            files={"driving": ("t.mp4", talking.read_bytes(), "video/mp4")},
+            headers={"Idempotency-Key": "once"},
+        )
+        assert first.status_code == 202, first.text
+        template_id = first.json()["id"]
+        again = client.post(
+            "/templates",
+            files={"driving": ("t.mp4", talking.read_bytes(), "video/mp4")},
+            headers={"Idempotency-Key": "once"},
+        )
+        assert again.status_code == 202 and again.headers["idempotent-replayed"] == "true"
+        assert again.json()["id"] == template_id
+        other = client.post(
+            "/templates",
+            files={"driving": ("t.mp4", talking.read_bytes(), "video/mp4")},
+            data={"crop": "none"},
+            headers={"Idempotency-Key": "once"},
+        )
+        assert other.status_code == 422, "the same key for another request"
         # no worker yet: the template is still being made
         answer = from_template(client, photo, template_id)
         assert answer.status_code == 409 and "still being made" in answer.json()["detail"]
