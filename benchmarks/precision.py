@@ -201,7 +201,7 @@ def main() -> int:
     )
     parser.add_argument("--islands", action="store_true", help="measure each fp32 island")
     parser.add_argument("--checkpoint", default=None, help="default: the fixture's weights")
-    parser.add_argument("--config", choices=["full", "tiny"], default="full")
+    parser.add_argument("--config", choices=["vox256", "tiny"], default="vox256")
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--json", default=None, help="write the results here")
@@ -210,7 +210,7 @@ def main() -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     config = MCNetConfig.named(args.config)
-    fixture = load_fixture() if args.config == "full" and fixture_path().is_file() else None
+    fixture = load_fixture() if args.config == "vox256" and fixture_path().is_file() else None
     if args.checkpoint:
         networks, weights = load_networks(args.checkpoint, config), args.checkpoint
     elif fixture is not None:

@@ -45,7 +45,7 @@ def worker(
 ) -> None:
     """One worker process: load the model, wait for the others, run `jobs` jobs in turn."""
     torch.set_num_threads(threads)
-    if config == "full" and fixture_path().is_file():
+    if config == "vox256" and fixture_path().is_file():
         fixture = load_fixture()
         networks = fixture_networks(fixture)
         source, driving = fixture["source"], fixture["driving"]
@@ -90,7 +90,7 @@ def main() -> int:
     parser.add_argument("--frames", type=int, default=4, help="driving frames per job")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--precisions", nargs="+", default=["fp32"], choices=["fp32", "bf16"])
-    parser.add_argument("--config", choices=["full", "tiny"], default="full")
+    parser.add_argument("--config", choices=["vox256", "tiny"], default="vox256")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     setups = {

@@ -62,6 +62,8 @@ def finish(client: httpx.Client, stack: Stack, job_id: str) -> dict[str, object]
     assert final["status"] == "finished", final
     result = client.get(f"/jobs/{job_id}/result")
     assert result.status_code == 200 and result.content[4:8] == b"ftyp"
+    # The worker writes its log line just after it records the job finished.
+    wait_for(lambda: renders(stack, job_id) > 0, 30, "the worker's render log line", 0.2)
     assert renders(stack, job_id) == 1
     return final
 
