@@ -24,6 +24,7 @@ import dataclasses
 import datetime as dt
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -176,6 +177,21 @@ class TemplateStore:
             return None
         raw: dict[bytes, bytes] = self.connection.hgetall(key)  # type: ignore[assignment]
         return TemplateRecord.from_hash(template_id, raw) if raw else None
+
+    def with_extraction(
+        self, record: TemplateRecord, extraction: Callable[[str], JobView | None]
+    ) -> tuple[TemplateRecord, JobView | None]:
+        """The record and, until it is made, its extraction's state (`extraction`: read by
+        id, core.jobs.JobQueue.extraction). Read after the record, an extraction that
+        finished meanwhile means the record was made meanwhile: it is read again."""
+        if record.made:
+            return record, None
+        job = extraction(record.id)
+        if job is not None and job.status is JobState.FINISHED:
+            again = self.get(record.id)
+            if again is not None and again.made:
+                return again, None
+        return record, job
 
     def owned(self, owner: str) -> list[TemplateRecord]:
         """The owner's templates Redis still keeps, newest first (forgetting the others)."""

@@ -292,12 +292,12 @@ class TemplateNotReadyError(JobStateError):
 def ready_template(ctx: Services, owner: str, template_id: str) -> TemplateRecord:
     """The owner's template, made: 404 when unknown (or another key's), 409 while it is
     still being made or when its extraction failed."""
-    record = ctx.templates.get(template_id)
-    if record is None or record.owner != owner:
+    found = ctx.templates.get(template_id)
+    if found is None or found.owner != owner:
         raise TemplateNotFoundError(template_id)
+    record, extraction = ctx.templates.with_extraction(found, ctx.jobs.extraction)
     if record.made:
         return record
-    extraction = ctx.jobs.extraction(template_id)
     status = extraction.status if extraction is not None else None
     if status in (JobState.QUEUED, JobState.STARTED):
         raise TemplateNotReadyError(

@@ -42,7 +42,7 @@ TEMPLATE_NOT_FOUND: dict[int | str, dict[str, object]] = {
 def _view(request: Request, services: Services, record: TemplateRecord) -> TemplateView | None:
     """The template as the API answers it, with its link; None once Redis has forgotten
     its extraction (a template that was never made)."""
-    extraction = None if record.made else services.jobs.extraction(record.id)
+    record, extraction = services.templates.with_extraction(record, services.jobs.extraction)
     view = template_view(record, extraction)
     if view is None:
         return None

@@ -81,7 +81,7 @@ def _metric(text: str, name: str) -> float:
 def test_a_template_animates_photos_to_the_video_jobs_pixels(
     stack: Stack, tmp_path: Path, talking: Path
 ) -> None:
-    stack.start_worker()
+    worker = stack.start_worker()
     store = FileStorage(tmp_path / "store")
     first, second = _photo(tmp_path, "a.png", 100), _photo(tmp_path, "b.png", 90)
     with stack.api() as client:
@@ -108,9 +108,13 @@ def test_a_template_animates_photos_to_the_video_jobs_pixels(
         )
         listed = client.get("/templates").json()["templates"]
         assert [t["id"] for t in listed] == [template_id] and listed[0] == made
-        # not an animation job: neither listed nor shown as one
+        # not an animation job: neither listed nor shown as one, nor rendered frames
         assert client.get("/jobs").json()["jobs"] == []
         assert client.get(f"/jobs/{template_id}").status_code == 404
+        assert client.get(f"/jobs/{template_id}/events").status_code == 404
+        worker_metrics = worker.metrics()
+        assert _metric(worker_metrics, "mcnet_worker_frames_animated_total") == 0
+        assert _metric(worker_metrics, 'mcnet_worker_jobs_total{outcome="finished"}') == 1
 
         video_job = submit(client, first, talking, crop="auto", seed="7").json()["id"]
         jobs = [
@@ -147,7 +151,27 @@ def test_templates_belong_to_their_key_and_are_refused_where_unusable(
     mine, theirs = {"Authorization": "Bearer ka"}, {"Authorization": "Bearer kb"}
     with stack.api(api_keys=["a:ka", "b:kb"]) as client:
         client.headers.update(mine)
-        template_id = create(client, talking).json()["id"]
+        first = client.post(
+            "/templates",
+            files={"driving": ("t.mp4", talking.read_bytes(), "video/mp4")},
+            headers={"Idempotency-Key": "once"},
+        )
+        assert first.status_code == 202, first.text
+        template_id = first.json()["id"]
+        again = client.post(
+            "/templates",
+            files={"driving": ("t.mp4", talking.read_bytes(), "video/mp4")},
+            headers={"Idempotency-Key": "once"},
+        )
+        assert again.status_code == 202 and again.headers["idempotent-replayed"] == "true"
+        assert again.json()["id"] == template_id
+        other = client.post(
+            "/templates",
+            files={"driving": ("t.mp4", talking.read_bytes(), "video/mp4")},
+            data={"crop": "none"},
+            headers={"Idempotency-Key": "once"},
+        )
+        assert other.status_code == 422, "the same key for another request"
         # no worker yet: the template is still being made
         answer = from_template(client, photo, template_id)
         assert answer.status_code == 409 and "still being made" in answer.json()["detail"]
