@@ -117,9 +117,8 @@ def _create(api: Client, args: argparse.Namespace, status: StatusLine) -> int:
         template = api.wait_template(template.id, lambda seen: status.show(progress_line(seen)))
         status.end()
         if template.status is not JobState.FINISHED:
-            sys.stderr.write(
-                f"mcnet template create: the template {template.status.value}: {template.error}\n"
-            )
+            why = f": {template.error}" if template.error else ""
+            sys.stderr.write(f"mcnet template create: the template {template.status.value}{why}\n")
             return 1
         sound = "with sound" if template.has_audio else "no sound"
         sys.stderr.write(
