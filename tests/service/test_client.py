@@ -123,6 +123,8 @@ def test_client_makes_lists_animates_with_and_deletes_a_template(
             assert transport.cut == 1, "the first answer was lost; the upload was retried"
             assert [t.id for t in api.templates()] == [made.id], "one template, not two"
             assert made.status is JobState.QUEUED and made.frames == 6 and not made.ready
+            with pytest.raises(TimeoutError, match="was not made within 0.3 s"):
+                api.wait_template(made.id, timeout=0.3, poll_interval=0.1)  # no worker yet
 
             stack.start_worker()
             seen: list[TemplateView] = []
