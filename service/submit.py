@@ -289,6 +289,12 @@ class TemplateNotReadyError(JobStateError):
     """The template named by a submit is still being made, or its extraction failed."""
 
 
+class TemplateBeingMadeError(TemplateNotReadyError):
+    """The template named by a submit is still being made: try again in a few seconds."""
+
+    headers = {"Retry-After": "5"}
+
+
 def ready_template(ctx: Services, owner: str, template_id: str) -> TemplateRecord:
     """The owner's template, made: 404 when unknown (or another key's), 409 while it is
     still being made or when its extraction failed."""
@@ -300,7 +306,7 @@ def ready_template(ctx: Services, owner: str, template_id: str) -> TemplateRecor
         return record
     status = extraction.status if extraction is not None else None
     if status in (JobState.QUEUED, JobState.STARTED):
-        raise TemplateNotReadyError(
+        raise TemplateBeingMadeError(
             "The template is still being made; submit once its status is finished "
             f"(GET /templates/{template_id})."
         )
