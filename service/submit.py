@@ -87,7 +87,7 @@ def check_webhook(webhook: WebhookTarget, networks: tuple[Network, ...] | None) 
     resolve_checked(webhook.url, networks)
 
 
-async def probe(
+async def probe_upload(
     probe: Callable[[Path, MediaLimits], T], path: Path, limits: MediaLimits, what: str
 ) -> T:
     """Run a probe off the event loop. A file that breaks the probe itself (an error that is
@@ -152,16 +152,16 @@ async def read_form(
 async def probe_driving(ctx: Services, path: Path) -> VideoInfo:
     """The driving video probed by content (413/415), `max_concurrent_probes` at once."""
     async with ctx.probe_slots:
-        return await probe(probe_video, path, ctx.media_limits, "driving video")
+        return await probe_upload(probe_video, path, ctx.media_limits, "driving video")
 
 
 async def check_faces(ctx: Services, photo: Path | None, video: Path | None) -> None:
     """crop=auto: a face in the photo and in sampled frames of the video (422 otherwise)."""
     async with ctx.probe_slots:
         if photo is not None:
-            await probe(check_photo_face, photo, ctx.media_limits, "photo")
+            await probe_upload(check_photo_face, photo, ctx.media_limits, "photo")
         if video is not None:
-            await probe(check_video_face, video, ctx.media_limits, "driving video")
+            await probe_upload(check_video_face, video, ctx.media_limits, "driving video")
 
 
 async def claim_idempotency(
@@ -289,6 +289,12 @@ class TemplateNotReadyError(JobStateError):
     """The template named by a submit is still being made, or its extraction failed."""
 
 
+class TemplateBeingMadeError(TemplateNotReadyError):
+    """The template named by a submit is still being made: try again in a few seconds."""
+
+    headers = {"Retry-After": "5"}
+
+
 def ready_template(ctx: Services, owner: str, template_id: str) -> TemplateRecord:
     """The owner's template, made: 404 when unknown (or another key's), 409 while it is
     still being made or when its extraction failed."""
@@ -300,7 +306,7 @@ def ready_template(ctx: Services, owner: str, template_id: str) -> TemplateRecor
         return record
     status = extraction.status if extraction is not None else None
     if status in (JobState.QUEUED, JobState.STARTED):
-        raise TemplateNotReadyError(
+        raise TemplateBeingMadeError(
             "The template is still being made; submit once its status is finished "
             f"(GET /templates/{template_id})."
         )
@@ -346,7 +352,7 @@ async def _submit(
         else None
     )
     async with ctx.probe_slots:
-        await probe(probe_image, form.files["source"], ctx.media_limits, "photo")
+        await probe_upload(probe_image, form.files["source"], ctx.media_limits, "photo")
     video = (
         template.video if template is not None else await probe_driving(ctx, form.files["driving"])
     )

@@ -280,7 +280,7 @@ def animate_job(job_id: str, options: dict[str, Any], video: dict[str, Any]) -> 
             retrying(lambda: context.write_meta(job), "warnings", patience)
             prove_lease(context, patience)
         size = output.stat().st_size
-        store_patiently(context.storage, result_key(job_id), output, patience)
+        store_patiently(context.storage, job_id, result_key(job_id), output, patience)
     reporter.update(Progress(Stage.DONE, reporter.last.frames_total, reporter.last.frames_total))
     seconds = time.perf_counter() - started
     logger.info("job %s: %d frames in %.1f s (%d bytes)", job_id, frames, seconds, size)
@@ -314,7 +314,7 @@ def prove_lease(context: WorkerContext, patience: float) -> None:
 
 
 def store_patiently(
-    storage: Storage, key: str, output: Path, patience: float, what: str = "result"
+    storage: Storage, job_id: str, key: str, output: Path, patience: float, what: str = "result"
 ) -> None:
     """Store a job's product (the MP4, a template) under `key`, trying again while the
     store refuses, for as long as the job waits for Redis (`patience`, at least a few
@@ -327,7 +327,7 @@ def store_patiently(
             storage.put_file(key, output, move=False)
             return
         except (StorageError, OSError) as exc:
-            logger.warning("%s not stored (attempt %d): %s", key, attempt, exc)
+            logger.warning("job %s: %s not stored (attempt %d): %s", job_id, what, attempt, exc)
             if attempt >= _STORE_MIN_ATTEMPTS and time.monotonic() >= deadline:
                 raise StorageUnavailableError(f"store the {what}") from exc
             time.sleep(wait)

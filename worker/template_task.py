@@ -94,7 +94,7 @@ def extract_template_job(
             job.meta["warnings"] = list(made.warnings)
             retrying(lambda: context.write_meta(job), "warnings", patience)
         key = template_key(template_id)
-        store_patiently(context.storage, key, output, patience, "template")
+        store_patiently(context.storage, template_id, key, output, patience, "template")
     templates = context.templates
     if not retrying(
         lambda: templates.mark_made(

@@ -175,6 +175,7 @@ def test_templates_belong_to_their_key_and_are_refused_where_unusable(
         # no worker yet: the template is still being made
         answer = from_template(client, photo, template_id)
         assert answer.status_code == 409 and "still being made" in answer.json()["detail"]
+        assert answer.headers["retry-after"] == "5"
         answer = from_template(client, photo, template_id, layout="side_by_side")
         assert answer.status_code == 422 and answer.json()["detail"] == SIDE_BY_SIDE_NEEDS_VIDEO
         files = {
