@@ -277,3 +277,26 @@ def test_a_template_expires_after_its_ttl(stack: Stack, tmp_path: Path, talking:
         wait_for(lambda: not path.exists(), 30, "the template's file expired")
         assert _metric(client.get("/metrics").text, "mcnet_template_bytes") == 0
         assert not os.path.exists(store.root / "inputs" / template_id)
+
+
+def test_deleting_a_template_being_made_stops_its_extraction(stack: Stack, tmp_path: Path) -> None:
+    stack.start_worker()
+    store = FileStorage(tmp_path / "store")
+    _, long_video = make_inputs(tmp_path, frames=400)
+    with stack.api() as client:
+        template_id = create(client, long_video, crop="none").json()["id"]
+        running = wait_template(client, template_id, ("started", *ENDED))
+        assert running["status"] == "started", running
+        assert client.delete(f"/templates/{template_id}").status_code == 204
+        assert client.get(f"/templates/{template_id}").status_code == 404
+
+        def canceled() -> float:
+            text = client.get("/metrics").text
+            return _metric(text, 'mcnet_templates_created_total{outcome="canceled"}')
+
+        wait_for(canceled, 60, "the extraction to stop")
+        metrics = client.get("/metrics").text
+        assert _metric(metrics, 'mcnet_templates_created_total{outcome="finished"}') == 0
+        assert store.size(template_key(template_id)) is None
+        assert store.size(input_key(template_id, "driving")) is None
+        assert client.get("/templates").json() == {"templates": []}
