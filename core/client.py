@@ -11,10 +11,11 @@
         job = api.submit("another.jpg", template=motion.id)  # no video uploaded again
 
 `submit` and `create_template` send an `Idempotency-Key` (a new UUID unless given) and retry
-an upload whose connection broke, or that was answered 429/503 with a Retry-After of at most
-a minute, with the same key: the service then returns the first job instead of queueing
-another. `wait` follows the job's Server-Sent Events and falls back to polling when the
-stream is unavailable; `wait_template` polls the template until it is made.
+an upload whose connection broke, or that was answered 429/503 (or 409 with Retry-After)
+with a Retry-After of at most a minute, with the same key: the service then returns the
+first job instead of queueing another. `wait` follows the job's Server-Sent Events and
+falls back to polling when the stream is unavailable; `wait_template` polls the template
+until it is made.
 """
 
 from __future__ import annotations
@@ -129,8 +130,9 @@ class Client:
         attempts: int,
     ) -> httpx.Response:
         """POST a multipart upload; retried with one Idempotency-Key when the connection
-        breaks or the service answers 429/503 with a Retry-After of at most a minute (each
-        file opened afresh)."""
+        breaks, or the service answers 429/503 or a 409 with Retry-After (the first upload
+        with this key is still being queued; a template still being made), waiting at most
+        a minute (each file opened afresh)."""
         key = idempotency_key or str(uuid.uuid4())
         attempt = 0
         while True:
@@ -148,8 +150,9 @@ class Client:
                     raise
                 time.sleep(min(2.0**attempt, 10.0))
                 continue
-            if answer.status_code in (429, 503) and attempt < attempts:
-                given = answer.headers.get("retry-after", "")
+            given = answer.headers.get("retry-after", "")
+            again = answer.status_code in (429, 503) or (answer.status_code == 409 and given)
+            if again and attempt < attempts:
                 wait = float(given) if given.isdigit() else 2.0**attempt
                 if wait <= _MAX_RETRY_WAIT:  # a limit lifting later (a quota) is refused now
                     time.sleep(wait)

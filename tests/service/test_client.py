@@ -125,6 +125,12 @@ def test_client_makes_lists_animates_with_and_deletes_a_template(
             assert made.status is JobState.QUEUED and made.frames == 6 and not made.ready
             with pytest.raises(TimeoutError, match="was not made within 0.3 s"):
                 api.wait_template(made.id, timeout=0.3, poll_interval=0.1)  # no worker yet
+            asked = time.monotonic()
+            with pytest.raises(ApiError) as early:  # 409 + Retry-After: tried again once
+                api.submit(source, options={"crop": "none"}, template=made.id, attempts=2)
+            assert early.value.status == 409 and early.value.retry_after == 5
+            assert "still being made" in early.value.detail
+            assert time.monotonic() - asked >= 5, "the submit was not tried again"
 
             stack.start_worker()
             seen: list[TemplateView] = []
