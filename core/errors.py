@@ -89,6 +89,19 @@ class JobNotFoundError(MCNetError):
         super().__init__(f"No job with id {shown!r} ({self._HINT}); it may have expired.")
 
 
+class TemplateNotFoundError(MCNetError):
+    """No motion template with this id (never made, expired, deleted, or another key's)."""
+
+    status = 404
+
+    def __init__(self, template_id: str) -> None:
+        shown = template_id if len(template_id) <= 64 else template_id[:64] + "..."
+        super().__init__(
+            f"No motion template with id {shown!r}; it may have expired or been deleted "
+            "(GET /templates lists yours)."
+        )
+
+
 class ResultGoneError(MCNetError):
     """The job finished, but its MP4 has expired or was removed."""
 
@@ -149,11 +162,13 @@ class LimitReason(enum.StrEnum):
     CONCURRENT_JOBS = "concurrent_jobs"  # the key's jobs queued or running at once
     QUEUE_FULL = "queue_full"  # the service's queued jobs
     FRAME_BUDGET = "frame_budget"  # the key's driving frames per hour
+    TEMPLATE_STORAGE = "template_storage"  # the key's bytes of motion templates
 
 
 class RateLimitedError(MCNetError):
     """A limit refuses the request (core.ratelimit): the key's requests per minute, its
-    jobs at once or its frames per hour, or the queue is full; try again later."""
+    jobs at once, its frames per hour or its templates' bytes, or the queue is full; try
+    again later."""
 
     status = 429
 

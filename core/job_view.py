@@ -65,6 +65,11 @@ class JobView(BaseModel):
         "own pace so far). Null once it has ended, or while no live worker has measured a "
         "speed.",
     )
+    template: str | None = Field(
+        default=None,
+        description="The motion template the job animates with (POST /animate with "
+        "`template`); null for a job from a driving video.",
+    )
     links: Links | None = None
 
     @property

@@ -9,6 +9,10 @@ shown as it will be once a live worker's recovery has retried or failed it.
 
 Cancel is a Redis flag (`mcnet:cancel:<id>`): a queued job is also removed from the
 queue at once; a running job sees the flag between frame batches and stops.
+
+The extraction of a motion template (core.templates) is an RQ job of the same queue (so
+the queue's length counts all work), marked `kind: template` in its meta: `fetch`, `info`
+and `cancel` never see it as a job; `extraction` and `cancel_extraction` do.
 """
 
 from __future__ import annotations
@@ -43,6 +47,8 @@ from core.media_probe import VideoInfo
 from core.options import JobOptions
 from core.protocol import (
     TASK,
+    TEMPLATE_KIND,
+    TEMPLATE_TASK,
     JobOutcome,
     JobState,
     Outcome,
@@ -131,43 +137,84 @@ class JobQueue:
         extra_meta: dict[str, Any] | None = None,
     ) -> None:
         """Enqueue the animation of the inputs stored for `job_id`; `video` is the probe of
-        its driving video, which the worker takes as it is; `extra_meta` (the webhook)
-        goes into the job's meta."""
-        check_job_id(job_id)
-        settings = self.settings
-        retry = Retry(max=settings.job_retries) if settings.job_retries > 0 else None
-        frames = video.frames
-        initial = Progress(Stage.QUEUED, 0, frames)
-        self.queue.enqueue_call(
+        its driving video (or the facts of its motion template), which the worker takes as
+        it is; `extra_meta` (the webhook, the template's id) goes into the job's meta."""
+        self._enqueue(
             TASK,
-            kwargs={
+            job_id,
+            {
                 "job_id": job_id,
                 "options": options.model_dump(mode="json"),
                 "video": dataclasses.asdict(video),
             },
+            video.frames,
+            f"animate {job_id} ({video.frames} frames)",
+            {"options": options.model_dump(mode="json"), **(extra_meta or {})},
+        )
+
+    def submit_template(
+        self,
+        template_id: str,
+        crop: str,
+        video: VideoInfo,
+        extra_meta: dict[str, Any] | None = None,
+    ) -> None:
+        """Enqueue the extraction of the motion template whose video is stored as the
+        `driving` input of `template_id`; `video` is the API's probe of it."""
+        self._enqueue(
+            TEMPLATE_TASK,
+            template_id,
+            {"template_id": template_id, "crop": crop, "video": dataclasses.asdict(video)},
+            video.frames,
+            f"extract template {template_id} ({video.frames} frames)",
+            {"kind": TEMPLATE_KIND, **(extra_meta or {})},
+        )
+
+    def _enqueue(
+        self,
+        task: str,
+        job_id: str,
+        kwargs: dict[str, Any],
+        frames: int,
+        description: str,
+        meta: dict[str, Any],
+    ) -> None:
+        check_job_id(job_id)
+        settings = self.settings
+        retry = Retry(max=settings.job_retries) if settings.job_retries > 0 else None
+        initial = Progress(Stage.QUEUED, 0, frames)
+        self.queue.enqueue_call(
+            task,
+            kwargs=kwargs,
             job_id=job_id,
             timeout=job_timeout(frames, settings.job_timeout_base, settings.job_timeout_per_frame),
             result_ttl=settings.result_ttl,
             failure_ttl=settings.failure_ttl,
             ttl=settings.input_ttl,
             retry=retry,
-            description=f"animate {job_id} ({frames} frames)",
-            meta={
-                "options": options.model_dump(mode="json"),
-                "frames_total": frames,
-                "progress": initial.as_dict(),
-                **(extra_meta or {}),
-            },
+            description=description,
+            meta={"frames_total": frames, "progress": initial.as_dict(), **meta},
         )
 
     # reading ----------------------------------------------------------------------------
     def fetch(self, job_id: str) -> Job | None:
-        """The RQ job, or None if there is none with this id (or the id is malformed)."""
+        """The RQ job of an animation, or None if there is none with this id (or the id is
+        malformed, or names a template's extraction)."""
+        job = self._fetch(job_id)
+        return job if job is not None and not is_template_job(job) else None
+
+    def _fetch(self, job_id: str) -> Job | None:
         try:
             check_job_id(job_id)
             return Job.fetch(job_id, connection=self.connection, serializer=SERIALIZER)
         except (ValueError, NoSuchJobError):
             return None
+
+    def extraction(self, template_id: str) -> JobView | None:
+        """The state of a template's extraction job (read only); None once Redis has
+        forgotten it (or it is not a template's)."""
+        job = self._fetch(template_id)
+        return self._info(job) if job is not None and is_template_job(job) else None
 
     def info(self, job_id: str) -> JobView:
         """Status of a job (read only); JobNotFoundError if there is none with this id."""
@@ -190,7 +237,7 @@ class JobQueue:
         found = [
             job
             for job in Job.fetch_many(valid, connection=self.connection, serializer=SERIALIZER)
-            if job is not None
+            if job is not None and not is_template_job(job)
         ]
         waiting = any(
             state_of(job.get_status(refresh=False), job.meta or {}) is JobState.QUEUED
@@ -293,6 +340,7 @@ class JobQueue:
             model=meta.get("model"),
             queue_position=position,
             estimated_seconds=estimate,
+            template=meta.get("template"),
         )
 
     def _abandoned(self, job: Job) -> bool:
@@ -310,6 +358,16 @@ class JobQueue:
         job = self.fetch(job_id)
         if job is None:
             raise JobNotFoundError(job_id)
+        return self._cancel(job)
+
+    def cancel_extraction(self, template_id: str) -> None:
+        """Cancel a template's extraction if it is still queued or running (else nothing)."""
+        job = self._fetch(template_id)
+        if job is not None and is_template_job(job) and not self._info(job).status.ended:
+            self._cancel(job)
+
+    def _cancel(self, job: Job) -> JobView:
+        job_id = job.id
         current = self._info(job)
         if current.status.ended:
             ended = "been canceled" if current.status is JobState.CANCELED else current.status.value
@@ -327,7 +385,7 @@ class JobQueue:
                 self.connection.rpush(outbox_key(self.queue.name), job_id)
                 self.connection.expire(outbox_key(self.queue.name), self.settings.failure_ttl)
         self.prune_canceled()
-        refreshed = self.fetch(job_id)
+        refreshed = self._fetch(job_id)
         return self._info(refreshed) if refreshed is not None else current
 
     def prune_canceled(self) -> None:
@@ -413,6 +471,11 @@ class JobQueue:
             return bool(self.connection.ping())
         except RedisError:
             return False
+
+
+def is_template_job(job: Job) -> bool:
+    """Whether the RQ job extracts a motion template (not an animation)."""
+    return (job.meta or {}).get("kind") == TEMPLATE_KIND
 
 
 def failure_reason(job: Job, meta: dict[str, Any], settings: QueueSettings) -> str:

@@ -21,6 +21,10 @@ Precision = Literal["fp32", "bf16", "fp16"]
 PRECISIONS: tuple[Precision, ...] = get_args(Precision)
 
 TASK = "worker.rq_task.animate_job"
+# The extraction of a motion template (POST /templates), queued on the same queue; its RQ
+# job carries `kind` TEMPLATE_KIND in its meta and is never shown as an animation job.
+TEMPLATE_TASK = "worker.template_task.extract_template_job"
+TEMPLATE_KIND = "template"
 # The model label of untrained demo weights (a checkpoint's label: its file name and sha256
 # prefix). Workers record their label; the job JSON and `/readyz` show it.
 DEMO_MODEL = "demo"

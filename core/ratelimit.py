@@ -1,5 +1,6 @@
 """Every limit that answers 429, per key and for the service: requests per minute, jobs
-queued or running at once, driving frames per hour, and the queue's length. Torch-free.
+queued or running at once, driving frames per hour, bytes of motion templates kept, and
+the queue's length. Torch-free.
 
 Each refusal is one `RateLimitedError` carrying the key's name and its `LimitReason`.
 
@@ -7,6 +8,7 @@ Requests are counted in a fixed one-minute window per key (`INCR` on
 `mcnet:rate:<queue>:<key name>:<minute>`, expiring with the window). A key's running jobs
 are those of its jobs (core.ownership's one set of a key's jobs) still queued or started.
 Frames are counted per key in a fixed one-hour window (`mcnet:budget:<key name>:<hour>`).
+A key's template bytes are those of its made templates (core.templates).
 Concurrent submits of one key are checked one by one, not atomically, so a burst may
 pass the job limit by the number of submits in flight.
 """
@@ -21,6 +23,7 @@ from core.errors import LimitReason, RateLimitedError
 from core.jobs import JobQueue
 from core.ownership import JobOwners
 from core.protocol import JobState
+from core.templates import TemplateStore
 
 RATE_PREFIX = "mcnet:rate:"
 BUDGET_PREFIX = "mcnet:budget:"
@@ -44,6 +47,8 @@ class KeyLimits:
         concurrent_jobs: int | None,
         max_queued_jobs: int = 0,
         frames_per_hour: int = 0,
+        templates: TemplateStore | None = None,
+        template_bytes: int = 0,
     ) -> None:
         self.connection = connection
         self.jobs = jobs
@@ -52,6 +57,8 @@ class KeyLimits:
         self.concurrent_jobs = concurrent_jobs
         self.max_queued_jobs = max_queued_jobs
         self.frames_per_hour = frames_per_hour
+        self.templates = templates
+        self.template_bytes = template_bytes
         self.queue_name = jobs.queue.name
 
     def count_request(self, owner: str, now: float | None = None) -> None:
@@ -93,9 +100,8 @@ class KeyLimits:
                 LimitReason.CONCURRENT_JOBS,
             )
 
-    def check_submit(self, owner: str, frames: int) -> None:
-        """The queue's length, then the owner's frame budget (counting `frames` against it
-        when they fit); RateLimitedError beyond either."""
+    def check_queue(self, owner: str) -> None:
+        """RateLimitedError when the queue holds its most waiting jobs (templates included)."""
         if self.max_queued_jobs and self.jobs.depth() >= self.max_queued_jobs:
             raise RateLimitedError(
                 "The queue is full; please submit again in a minute.",
@@ -103,6 +109,30 @@ class KeyLimits:
                 owner,
                 LimitReason.QUEUE_FULL,
             )
+
+    def check_template_storage(self, owner: str, now: float | None = None) -> None:
+        """RateLimitedError when the owner's made templates hold its bytes already;
+        Retry-After: until the first of them expires."""
+        if not self.template_bytes or self.templates is None:
+            return
+        now = time.time() if now is None else now
+        used, first_expiry = self.templates.usage(owner, now)
+        if used < self.template_bytes:
+            return
+        wait = max(1, int((first_expiry or now + 60) - now + 0.999))
+        raise RateLimitedError(
+            f"This API key keeps {used} bytes of motion templates, its limit of "
+            f"{self.template_bytes}; delete one (DELETE /templates/{{id}}) or wait {wait} s "
+            "for the oldest to expire.",
+            wait,
+            owner,
+            LimitReason.TEMPLATE_STORAGE,
+        )
+
+    def check_submit(self, owner: str, frames: int) -> None:
+        """The queue's length, then the owner's frame budget (counting `frames` against it
+        when they fit); RateLimitedError beyond either."""
+        self.check_queue(owner)
         if self.frames_per_hour and not self._spend_frames(owner, frames):
             raise RateLimitedError(
                 f"This API key has used its budget of {self.frames_per_hour} driving frames "

@@ -86,6 +86,11 @@ class QueueSettings(BaseSettings, MediaLimits):
         ge=60,
         description="Seconds uploaded inputs are kept (queued jobs included).",
     )
+    template_ttl: int = Field(
+        default=7 * 24 * 3600,
+        ge=1,
+        description="Seconds a motion template (POST /templates) is kept after it is made.",
+    )
     job_retries: int = Field(
         default=2, ge=0, le=10, description="Times a job is run again after its worker died."
     )
@@ -183,6 +188,12 @@ class ApiSettings(QueueSettings):
     )
     max_queued_jobs: int = Field(
         default=1000, ge=0, description="Jobs waiting in the queue; more answer 429. 0: no cap."
+    )
+    template_storage_per_key: int = Field(
+        default=256 * 2**20,
+        ge=0,
+        description="Bytes of motion templates one API key may keep; POST /templates beyond "
+        "answers 429. 0: no cap.",
     )
     max_frames_per_key: int = Field(
         default=0,

@@ -4,6 +4,9 @@ Keys are made here from a job id only (a random UUID the API generates), so noth
 client sends ever becomes part of a path or an object name:
 
     inputs/<job id>/source    inputs/<job id>/driving    results/<job id>.mp4
+    templates/<template id>/motion.mcnet
+
+(a template's upload waits under `inputs/<template id>/driving` until it is made)
 
 Writes are atomic: a file is written under a temporary name in its final folder and
 renamed; an S3 object appears only when its upload completes. Objects older than their
@@ -67,6 +70,11 @@ def result_key(job_id: str) -> str:
     return f"results/{check_job_id(job_id)}.mp4"
 
 
+def template_key(template_id: str) -> str:
+    """Key of a motion template's file (core.template_format)."""
+    return f"templates/{check_job_id(template_id)}/motion.mcnet"
+
+
 class Storage(abc.ABC):
     """A flat key -> bytes store with atomic writes and age-based expiry."""
 
@@ -108,9 +116,19 @@ class Storage(abc.ABC):
         self.delete(input_key(job_id, "source"))
         self.delete(input_key(job_id, "driving"))
 
-    def expire_all(self, *, input_ttl: float, result_ttl: float, now: float | None = None) -> int:
-        """Apply both TTLs; returns how many objects were deleted."""
-        return self.expire("inputs/", input_ttl, now) + self.expire("results/", result_ttl, now)
+    def expire_all(
+        self,
+        *,
+        input_ttl: float,
+        result_ttl: float,
+        template_ttl: float | None = None,
+        now: float | None = None,
+    ) -> int:
+        """Apply the TTLs (templates' too, when given); returns how many objects were deleted."""
+        removed = self.expire("inputs/", input_ttl, now) + self.expire("results/", result_ttl, now)
+        if template_ttl is not None:
+            removed += self.expire("templates/", template_ttl, now)
+        return removed
 
 
 def _moved(path: Path, to: Path) -> bool:
@@ -170,7 +188,7 @@ class FileStorage(Storage):
 
     def _prune(self, folder: Path) -> None:
         """Remove `folder` (a job's folder, as `inputs/<id>/`) once it is empty; the
-        top folders (`inputs/`, `results/`) stay."""
+        top folders (`inputs/`, `results/`, `templates/`) stay."""
         if folder == self.root or folder.parent == self.root:
             return
         try:
@@ -200,15 +218,29 @@ class FileStorage(Storage):
                     pass
         return removed
 
-    def expire_all(self, *, input_ttl: float, result_ttl: float, now: float | None = None) -> int:
-        """Both TTLs, and uploads an API process left in `.spool` when it stopped mid-request."""
-        removed = super().expire_all(input_ttl=input_ttl, result_ttl=result_ttl, now=now)
+    def expire_all(
+        self,
+        *,
+        input_ttl: float,
+        result_ttl: float,
+        template_ttl: float | None = None,
+        now: float | None = None,
+    ) -> int:
+        """The TTLs, and uploads an API process left in `.spool` when it stopped mid-request."""
+        removed = super().expire_all(
+            input_ttl=input_ttl, result_ttl=result_ttl, template_ttl=template_ttl, now=now
+        )
         return removed + self.expire(".spool/", max(input_ttl, 3600.0), now)
 
     def check(self) -> None:
         """Write and remove a small file in each folder the service writes to (a read-only
         or full store fails here)."""
-        for folder in (self.root, self.root / "inputs", self.root / "results"):
+        for folder in (
+            self.root,
+            self.root / "inputs",
+            self.root / "results",
+            self.root / "templates",
+        ):
             check_writable(folder)
 
 
@@ -346,7 +378,7 @@ class S3Storage(Storage):
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
-            for prefix in ("inputs/", "results/"):
+            for prefix in ("inputs/", "results/", "templates/"):
                 name = self._name(f"{prefix}.probe{_TMP_MARK}{uuid.uuid4().hex}")
                 self.client.put_object(Bucket=self.bucket, Key=name, Body=b"mcnet storage check")
                 self.client.delete_object(Bucket=self.bucket, Key=name)

@@ -50,6 +50,12 @@ _ZIP_MAGIC = b"PK\x03\x04"
 # what a (damaged or hostile) file may unpack to.
 MAX_UNPACKED_BYTES = 512 * 2**20
 _REQUIRED = ("header", "keypoints", "reference_keypoints", "timestamps")
+# A template keeps no driving pixels: the refusal of the one layout that shows them (the
+# API's at submit, the worker's for an offline job).
+SIDE_BY_SIDE_NEEDS_VIDEO = (
+    "Invalid options: layout=side_by_side shows the driving video's frames, and a motion "
+    "template keeps none of them; use layout=result, or send the video as driving."
+)
 
 
 class TemplateError(InvalidInputError):

@@ -35,6 +35,7 @@ from core.protocol import job_timeout
 from core.ratelimit import KeyLimits
 from core.settings import ApiSettings
 from core.storage import FileStorage, Storage, StorageError, open_storage
+from core.templates import TemplateStore
 from core.webhooks import WEBHOOK_FIELDS, parse_networks
 from service.admission import UploadSlots
 from service.api_docs import mount_api_docs
@@ -42,7 +43,7 @@ from service.deps import Services
 from service.events import JobWatcher
 from service.gate import KeyGate, gated_paths
 from service.methods import AllowedMethods
-from service.metrics import ApiMetrics, QueueCollector
+from service.metrics import ApiMetrics, QueueCollector, TemplateCollector
 from service.routes import include_routes
 from service.store_health import StoreHealth
 from service.uploads import FormLimits
@@ -60,6 +61,10 @@ Animate a portrait photo with a driving talking-head video (MCNet, ICCV 2023).
 3. `GET /jobs/{id}/result`: the MP4 (Range requests supported).
 
 `DELETE /jobs/{id}` cancels. Errors are `{"detail": "..."}`.
+
+Motion templates: `POST /templates` with a driving video extracts its motion once
+(`GET /templates/{id}` until `finished`); `POST /animate` with `template=<id>` instead of
+`driving` then animates any number of photos with it, to the same pixels, without the video.
 
 For programs: `GET /jobs/{id}/events` streams progress (Server-Sent Events) until the job
 ends; `GET /jobs` lists the caller's jobs (with API keys, a job is visible only to the key
@@ -223,6 +228,10 @@ def create_app(
             jobs.depth, jobs.counts, jobs.live_workers, jobs.worker_starts, store_health.usable
         )
     )
+    templates = TemplateStore(
+        redis, settings.queue_name, settings.template_ttl, job_retention(settings)
+    )
+    registry.register(TemplateCollector(templates.made_counts, templates.stored_bytes))
     app = FastAPI(
         title="MCNet talking-head animation",
         version="0.1.0",
@@ -249,11 +258,23 @@ def create_app(
             settings.max_concurrent_jobs,
             max_queued_jobs=settings.max_queued_jobs,
             frames_per_hour=settings.max_frames_per_key if api_keys else 0,
+            templates=templates,
+            template_bytes=settings.template_storage_per_key,
         ),
         media_limits=settings.media_limits(),
         form_limits=FormLimits(
             files={"source": settings.max_image_bytes, "driving": settings.max_video_bytes},
-            fields=frozenset(JobOptions.model_fields) | WEBHOOK_FIELDS,
+            fields=frozenset(JobOptions.model_fields) | WEBHOOK_FIELDS | {"template"},
+            idle_timeout=settings.upload_idle_timeout,
+            min_rate=settings.upload_min_rate,
+        ),
+        templates=templates,
+        template_idempotency=IdempotencyStore(
+            redis, f"{settings.queue_name}:templates", job_retention(settings)
+        ),
+        template_form_limits=FormLimits(
+            files={"driving": settings.max_video_bytes},
+            fields=frozenset({"crop"}),
             idle_timeout=settings.upload_idle_timeout,
             min_rate=settings.upload_min_rate,
         ),

@@ -22,6 +22,7 @@ from core.media_probe import MediaLimits
 from core.ownership import JobOwners
 from core.ratelimit import KeyLimits
 from core.storage import Storage
+from core.templates import TemplateStore
 from core.webhooks import Network
 from service.admission import UploadSlots
 from service.events import JobWatcher
@@ -51,6 +52,9 @@ class Services:
     webhook_networks: tuple[Network, ...] | None  # None: no webhook secret, no webhooks
     watcher: JobWatcher  # the one poller of the jobs whose progress events are streamed
     store_health: StoreHealth  # whether the store and spool can be written (submit, readyz)
+    templates: TemplateStore  # the keys' motion templates (POST /templates)
+    template_idempotency: IdempotencyStore  # Idempotency-Keys of POST /templates
+    template_form_limits: FormLimits  # the parts of POST /templates
     result_redirect_ttl: int | None = None  # seconds of a presigned result URL; None: stream
     long_job_warning: float = 0  # seconds of estimated time over which a submit warns; 0: never
 

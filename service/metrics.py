@@ -18,6 +18,9 @@ API (`/metrics` of `mcnet api`):
     mcnet_rate_limited_total{key,reason}             requests refused 429 by key name and reason
     mcnet_event_streams                              open progress streams (GET /jobs/{id}/events)
     mcnet_event_reads_total                          reads of all watched jobs (one per tick)
+    mcnet_template_jobs_total                        jobs accepted from a motion template
+    mcnet_templates_created_total{outcome}           template extractions ended (Redis)
+    mcnet_template_bytes                             bytes of motion templates stored now
 """
 
 from __future__ import annotations
@@ -74,6 +77,11 @@ class ApiMetrics:
         )
         self.event_streams = Gauge(
             "mcnet_event_streams", "Open progress event streams.", registry=registry
+        )
+        self.template_jobs = Counter(
+            "mcnet_template_jobs",
+            "Jobs accepted by POST /animate from a motion template (`template`).",
+            registry=registry,
         )
         self.event_reads = Counter(
             "mcnet_event_reads",
@@ -137,6 +145,41 @@ class QueueCollector(Collector):
         for result, count in sorted(starts.items()):
             started.add_metric([result], count)
         yield started
+
+    def describe(self) -> Iterator[Metric]:
+        """Nothing to describe up front (values come from Redis)."""
+        return iter(())
+
+
+class TemplateCollector(Collector):
+    """Motion templates made (extractions ended, by outcome, counted in Redis by the
+    workers) and the bytes of templates stored now, read at scrape time."""
+
+    def __init__(self, made: Callable[[], dict[str, int]], stored: Callable[[], int]) -> None:
+        self._made = made
+        self._stored = stored
+
+    def collect(self) -> Iterator[Metric]:
+        """Yield both; nothing without Redis (`mcnet_redis_up` says so)."""
+        try:
+            made, stored = self._made(), self._stored()
+        except RedisError as exc:
+            logger.warning("template metrics unavailable: %s", exc)
+            return
+        family = CounterMetricFamily(
+            "mcnet_templates_created",
+            "Motion template extractions ended on the workers, by outcome: finished (made), "
+            "failed, canceled.",
+            labels=["outcome"],
+        )
+        for outcome, count in sorted(made.items()):
+            family.add_metric([outcome], count)
+        yield family
+        yield GaugeMetricFamily(
+            "mcnet_template_bytes",
+            "Bytes of motion templates stored now (made, not expired), across keys.",
+            value=stored,
+        )
 
     def describe(self) -> Iterator[Metric]:
         """Nothing to describe up front (values come from Redis)."""

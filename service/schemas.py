@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 from core.job_view import JobView, Links
 from core.options import JobOptions
 from core.protocol import Stage
+from core.template_view import TemplateView
 
 
 class ErrorBody(BaseModel):
@@ -57,6 +58,12 @@ class JobList(BaseModel):
     )
 
 
+class TemplateList(BaseModel):
+    """Answer to GET /templates: the caller's motion templates, newest first."""
+
+    templates: list[TemplateView]
+
+
 def event_schema() -> dict[str, Any]:
     """The schema of an event's data (JobView), its references pointing at the document's
     components (Progress, Links, Stage), never at a `$defs` the document lacks."""
@@ -92,7 +99,13 @@ def animate_request_schema() -> dict[str, Any]:
             "type": "string",
             "format": "binary",
             "description": "The driving video of a talking head: MP4, MOV, WebM, MKV, AVI or "
-            "GIF. Its sound is copied into the result.",
+            "GIF. Its sound is copied into the result. Absent when `template` is sent.",
+        },
+        "template": {
+            "type": "string",
+            "format": "uuid",
+            "description": "Instead of `driving`: the id of one of your motion templates "
+            "(POST /templates), finished. Not with layout=side_by_side.",
         },
     }
     for name, schema in options["properties"].items():
@@ -118,7 +131,7 @@ def animate_request_schema() -> dict[str, Any]:
             "multipart/form-data": {
                 "schema": {
                     "type": "object",
-                    "required": ["source", "driving"],
+                    "required": ["source"],
                     "properties": properties,
                     "additionalProperties": False,
                 },
@@ -126,6 +139,39 @@ def animate_request_schema() -> dict[str, Any]:
                     "source": {"contentType": "image/*"},
                     "driving": {"contentType": "video/*"},
                 },
+            }
+        },
+    }
+
+
+def template_request_schema() -> dict[str, Any]:
+    """OpenAPI request body of POST /templates: the driving video and its framing."""
+    return {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["driving"],
+                    "properties": {
+                        "driving": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "The driving video of a talking head: MP4, MOV, "
+                            "WebM, MKV, AVI or GIF. Deleted once its template is made.",
+                        },
+                        "crop": {
+                            "type": "string",
+                            "enum": ["auto", "none"],
+                            "default": "auto",
+                            "description": "auto: find the face and crop it as the model was "
+                            "trained (a face must show in sampled frames); none: the video is "
+                            "already an aligned 256x256 face crop.",
+                        },
+                    },
+                    "additionalProperties": False,
+                },
+                "encoding": {"driving": {"contentType": "video/*"}},
             }
         },
     }

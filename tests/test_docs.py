@@ -15,7 +15,7 @@ from core.job_view import JobView
 from core.settings import ApiSettings
 from service.app import create_app
 from service.local import free_port
-from service.metrics import ApiMetrics, QueueCollector
+from service.metrics import ApiMetrics, QueueCollector, TemplateCollector
 from worker.metrics import DeviceMemoryCollector, WorkerMetrics
 
 DESIGN = Path(__file__).resolve().parents[1] / "docs" / "DESIGN.md"
@@ -88,7 +88,7 @@ def _names(registry: CollectorRegistry) -> set[str]:
 
 
 def api_metric_names() -> set[str]:
-    """What the API's `/metrics` shows: ApiMetrics and the gauges read from Redis."""
+    """What the API's `/metrics` shows: ApiMetrics and the metrics read from Redis."""
     registry = CollectorRegistry()
     ApiMetrics(registry)
     registry.register(
@@ -96,6 +96,7 @@ def api_metric_names() -> set[str]:
             lambda: 0, lambda: {"queued": 0}, lambda: 0, lambda: {"loaded": 0}, lambda: True
         )
     )
+    registry.register(TemplateCollector(lambda: {"finished": 0}, lambda: 0))
     return _names(registry)
 
 

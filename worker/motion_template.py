@@ -26,6 +26,7 @@ from core.media_probe import VideoInfo, probe_video
 from core.options import JobOptions
 from core.protocol import Progress, Stage
 from core.template_format import (
+    SIDE_BY_SIDE_NEEDS_VIDEO,
     AudioTrack,
     Framing,
     MotionTemplate,
@@ -44,11 +45,6 @@ if TYPE_CHECKING:
     from model.keypoints import Keypoints
 
 logger = logging.getLogger(__name__)
-
-SIDE_BY_SIDE_NEEDS_VIDEO = (
-    "Invalid options: layout=side_by_side shows the driving video's frames, and a motion "
-    "template keeps none of them; use layout=result, or send the video as driving."
-)
 
 
 @dataclass(frozen=True)

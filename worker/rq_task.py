@@ -43,6 +43,7 @@ from core.media_probe import VideoInfo
 from core.options import JobOptions
 from core.protocol import DEMO_MODEL, Progress, Stage
 from core.storage import ObjectMissingError, Storage, StorageError, input_key, result_key
+from core.templates import TemplateStore
 from worker.media.settings import MediaSettings
 from worker.metrics import WorkerMetrics
 from worker.redis_retry import retrying
@@ -81,6 +82,7 @@ class WorkerContext:
     media_settings: MediaSettings | None = None
     model: str = DEMO_MODEL  # the model's label (worker.model_loading.describe_model)
     on_progress: Callable[[Progress], None] | None = None  # webhooks (worker.webhooks)
+    templates: TemplateStore | None = None  # the motion templates (worker.template_task)
 
     def write_meta(self, job: Job) -> None:
         """Store the job's meta if this run still owns the job (else flag the loss)."""
@@ -101,6 +103,14 @@ def worker_context(context: WorkerContext) -> Iterator[None]:
         _CONTEXT.reset(token)
 
 
+def current_context(task: str) -> WorkerContext:
+    """The context of the worker running `task` (RuntimeError outside `mcnet worker`)."""
+    context = _CONTEXT.get(None)
+    if context is None:
+        raise RuntimeError(f"{task} runs inside `mcnet worker`, which loads the model")
+    return context
+
+
 class ProgressReporter:
     """Progress into job meta (throttled, never going back) and into the worker's gauges."""
 
@@ -111,9 +121,14 @@ class ProgressReporter:
         frames_total: int,
         write: Callable[[Job], None],
         on_write: Callable[[Progress], None] | None = None,
+        *,
+        renders: bool = True,
     ) -> None:
+        """`renders`: the frames of the animating stage are rendered frames (counted in the
+        frames and speed metrics); not so for a template's extraction."""
         self.job = job
         self.metrics = metrics
+        self.renders = renders
         self._save = write
         self.on_write = on_write
         self.last = Progress(Stage.QUEUED, 0, frames_total)
@@ -133,7 +148,7 @@ class ProgressReporter:
             if current.key() < previous.key():
                 return
             now = time.perf_counter()
-            if current.stage is Stage.ANIMATING:
+            if current.stage is Stage.ANIMATING and self.renders:
                 done = current.frames_done - (
                     previous.frames_done if previous.stage is Stage.ANIMATING else 0
                 )
@@ -217,9 +232,7 @@ def animate_job(job_id: str, options: dict[str, Any], video: dict[str, Any]) -> 
     JobCanceledError when canceled, and ShutdownRequeueError when the worker is shutting
     down and the job must run again.
     """
-    context = _CONTEXT.get(None)
-    if context is None:
-        raise RuntimeError("animate_job runs inside `mcnet worker`, which loads the model")
+    context = current_context("animate_job")
     job = get_current_job()
     if job is not None:  # part of the result's contract; saved with the first progress
         job.meta["precision"] = context.animator.precision
@@ -245,8 +258,8 @@ def animate_job(job_id: str, options: dict[str, Any], video: dict[str, Any]) -> 
     ) as folder:
         source, driving = Path(folder) / "source", Path(folder) / "driving"
         output = Path(folder) / "result.mp4"
-        _fetch(context.storage, job_id, source, driving)
-        try:
+        fetch_inputs(context.storage, job_id, source, driving)
+        with stop_reasons(should_cancel, job_id):
             summary = run_animation(
                 source,
                 driving,
@@ -259,21 +272,15 @@ def animate_job(job_id: str, options: dict[str, Any], video: dict[str, Any]) -> 
                 video=probed,
                 model=context.model,
             )
-        except JobCanceledError:
-            if should_cancel.reason == "shutdown":
-                raise ShutdownRequeueError("the worker is shutting down") from None
-            if should_cancel.reason == "lost":
-                raise LeaseLostError(f"job {job_id} belongs to another run") from None
-            raise
         if retrying(lambda: cancel_requested(connection, job_id), "cancel check", patience):
             raise JobCanceledError("The job was canceled before its result was stored.")
-        _prove(context, patience)
+        prove_lease(context, patience)
         if summary.warnings and job is not None:
             job.meta["warnings"] = list(summary.warnings)
             retrying(lambda: context.write_meta(job), "warnings", patience)
-            _prove(context, patience)
+            prove_lease(context, patience)
         size = output.stat().st_size
-        _store_result(context.storage, job_id, output, patience)
+        store_patiently(context.storage, job_id, result_key(job_id), output, patience)
     reporter.update(Progress(Stage.DONE, reporter.last.frames_total, reporter.last.frames_total))
     seconds = time.perf_counter() - started
     logger.info("job %s: %d frames in %.1f s (%d bytes)", job_id, frames, seconds, size)
@@ -285,36 +292,54 @@ def animate_job(job_id: str, options: dict[str, Any], video: dict[str, Any]) -> 
     }
 
 
-def _prove(context: WorkerContext, patience: float) -> None:
+@contextmanager
+def stop_reasons(should_cancel: StopCheck, job_id: str) -> Iterator[None]:
+    """A JobCanceledError of the block as what stopped it: the worker's shutdown
+    (ShutdownRequeueError), the lease lost (LeaseLostError), or the owner's cancel."""
+    try:
+        yield
+    except JobCanceledError:
+        if should_cancel.reason == "shutdown":
+            raise ShutdownRequeueError("the worker is shutting down") from None
+        if should_cancel.reason == "lost":
+            raise LeaseLostError(f"job {job_id} belongs to another run") from None
+        raise
+
+
+def prove_lease(context: WorkerContext, patience: float) -> None:
     """Raise LeaseLostError unless this run still owns the job (waits for Redis)."""
     if context.lost.is_set() or not retrying(context.lease.renew, "lease check", patience):
         context.lost.set()
         raise LeaseLostError(f"job {context.lease.job_id} belongs to another run")
 
 
-def _store_result(storage: Storage, job_id: str, output: Path, patience: float) -> None:
-    """Store the MP4, trying again while the store refuses, for as long as the job waits
-    for Redis (`patience`, at least a few tries); the rendered file is kept meanwhile and
-    the render is never redone."""
+def store_patiently(
+    storage: Storage, job_id: str, key: str, output: Path, patience: float, what: str = "result"
+) -> None:
+    """Store a job's product (the MP4, a template) under `key`, trying again while the
+    store refuses, for as long as the job waits for Redis (`patience`, at least a few
+    tries); the file is kept meanwhile and the work is never redone."""
     deadline = time.monotonic() + patience
     wait = _STORE_FIRST_WAIT_S
     attempt = 1
     while True:
         try:
-            storage.put_file(result_key(job_id), output, move=False)
+            storage.put_file(key, output, move=False)
             return
         except (StorageError, OSError) as exc:
-            logger.warning("job %s: result not stored (attempt %d): %s", job_id, attempt, exc)
+            logger.warning("job %s: %s not stored (attempt %d): %s", job_id, what, attempt, exc)
             if attempt >= _STORE_MIN_ATTEMPTS and time.monotonic() >= deadline:
-                raise StorageUnavailableError("store the result") from exc
+                raise StorageUnavailableError(f"store the {what}") from exc
             time.sleep(wait)
             wait = min(wait * 2, _STORE_MAX_WAIT_S)
             attempt += 1
 
 
-def _fetch(storage: Storage, job_id: str, source: Path, driving: Path) -> None:
+def fetch_inputs(storage: Storage, job_id: str, source: Path | None, driving: Path) -> None:
+    """The job's inputs into local files (`source` None: a template's, which has none)."""
     try:
-        storage.get_file(input_key(job_id, "source"), source)
+        if source is not None:
+            storage.get_file(input_key(job_id, "source"), source)
         storage.get_file(input_key(job_id, "driving"), driving)
     except ObjectMissingError as exc:
         raise InvalidInputError(

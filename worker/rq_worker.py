@@ -27,7 +27,10 @@ not use CUDA after the parent touched it) that adds what a long GPU job needs:
 - its own Prometheus `/metrics` port, model load time included;
 - a health file (`MCNET_HEALTH_FILE`) touched after each heartbeat Redis took, for a
   container healthcheck: it exists only once the model is loaded;
-- periodic expiry of old inputs and results in storage.
+- periodic expiry of old inputs, results and motion templates in storage;
+- the extraction of motion templates (worker.template_task), jobs of the same queue: not
+  counted in the render speed the API's estimates read, their ends counted by outcome in
+  Redis (core.templates).
 """
 
 from __future__ import annotations
@@ -58,11 +61,12 @@ from rq.timeouts import JobTimeoutException
 from rq.worker import WorkerStatus
 
 from core.estimate import record_speed
-from core.jobs import SERIALIZER, JobQueue
+from core.jobs import SERIALIZER, JobQueue, is_template_job
 from core.lease import Lease, LeaseLostError, Refusal, mark_shutdown
 from core.logs import log_fields
 from core.protocol import Outcome, Progress, Stage
 from core.storage import StorageError
+from core.templates import TemplateStore
 from worker.announcer import Announcer
 from worker.failures import failure_reason
 from worker.outcomes import Verdict, job_outcome, verdict_of
@@ -125,6 +129,7 @@ class MCNetWorker(SimpleWorker):
         self._outcome = Outcome.FAILED
         self._ended = False  # the run ended the job (finished, failed for good, canceled)
         self.recovery = Recovery(self.connection, self.queues, settings)
+        self.templates = TemplateStore(self.connection, settings.queue_name, settings.template_ttl)
         self._problem: str | None = None  # why this worker takes no jobs now
         self.announcer = Announcer(
             self.connection,
@@ -316,6 +321,7 @@ class MCNetWorker(SimpleWorker):
             media_settings=self.parts.media_settings,
             model=self.parts.model,
             on_progress=hooks.progress,
+            templates=self.templates,
         )
         job.meta.pop("outcome", None)  # an earlier run's
         self._run = run
@@ -339,7 +345,9 @@ class MCNetWorker(SimpleWorker):
         metrics.jobs.labels(self._outcome).inc()
         metrics.job_seconds.labels(self._outcome).observe(seconds)
         self._observe_times(job)
-        if self._outcome is Outcome.FINISHED:  # the API's time estimates read it
+        if is_template_job(job):
+            self._count_template(job)
+        elif self._outcome is Outcome.FINISHED:  # the API's time estimates read it
             frames = int(job.meta.get("frames_total") or 0)
             try:
                 record_speed(self.connection, self.key, frames, seconds)
@@ -349,6 +357,15 @@ class MCNetWorker(SimpleWorker):
             self.set_state(WorkerStatus.IDLE)
         except RedisError as exc:
             logger.warning("worker state not saved: %s", exc)
+
+    def _count_template(self, job: Job) -> None:
+        """Count a template's extraction that ended (not one retried or put back)."""
+        if not self._ended:
+            return
+        try:
+            self.templates.count_ended(self._outcome.value)
+        except RedisError as exc:
+            logger.warning("template %s: outcome not counted: %s", job.id, exc)
 
     def _observe_times(self, job: Job) -> None:
         """The times a user feels: submit to this run's start, and submit to the job's end."""
@@ -626,7 +643,9 @@ class MCNetWorker(SimpleWorker):
         try:
             super().run_maintenance_tasks()
             removed = self.parts.storage.expire_all(
-                input_ttl=settings.input_ttl, result_ttl=settings.result_ttl
+                input_ttl=settings.input_ttl,
+                result_ttl=settings.result_ttl,
+                template_ttl=settings.template_ttl,
             )
             if removed:
                 logger.info("storage: %d expired objects deleted", removed)

@@ -86,10 +86,16 @@ def job_view(request: Request, info: JobView) -> JobView:
                 },
             },
         },
+        404: {
+            "model": ErrorBody,
+            "description": "No such motion template (`template`): unknown, expired, deleted "
+            "or another key's.",
+        },
         409: {
             "model": ErrorBody,
             "description": "A submit with this Idempotency-Key is still being checked and "
-            "queued; retry after `Retry-After` seconds to get its job.",
+            "queued (retry after `Retry-After` seconds to get its job), or the motion template "
+            "(`template`) is still being made or failed to be made.",
             "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds."}},
         },
         **ERRORS,
@@ -112,7 +118,8 @@ async def animate(
         ),
     ] = None,
 ) -> SubmitResponse:
-    """Queue a job: multipart/form-data with `source` (photo), `driving` (video) and
+    """Queue a job: multipart/form-data with `source` (photo), `driving` (video) or
+    `template` (the id of a finished motion template of yours, instead of the video), and
     any option fields. Answers 202 with the job id; follow `links.self` or `links.events`."""
     key = check_idempotency_key(idempotency_key) if idempotency_key is not None else None
     retry = key is not None and await run_in_threadpool(services.idempotency.known, owner, key)

@@ -17,6 +17,7 @@ from core.storage import (
     input_key,
     open_storage,
     result_key,
+    template_key,
 )
 
 
@@ -88,6 +89,25 @@ def test_expiry_deletes_only_old_objects(storage: Storage, tmp_path: Path) -> No
     assert storage.expire_all(input_ttl=1, result_ttl=1, now=now) == 2
     assert storage.size(input_key(old, "source")) is None and storage.size(result_key(old)) is None
     assert storage.size(input_key(new, "source")) == 1 and storage.size(result_key(new)) == 1
+
+
+def test_templates_expire_by_their_own_ttl(storage: Storage, tmp_path: Path) -> None:
+    old, new = str(uuid.uuid4()), str(uuid.uuid4())
+    local = tmp_path / "x"
+    local.write_bytes(b"x")
+    storage.put_file(template_key(old), local)
+    if isinstance(storage, FileStorage):
+        past = time.time() - 7200
+        os.utime(storage.root / template_key(old), (past, past))
+        now = time.time()
+    else:
+        time.sleep(2.5)  # S3 times have whole seconds
+        now = time.time() - 0.5
+    storage.put_file(template_key(new), local)
+    assert storage.expire_all(input_ttl=1, result_ttl=1, now=now) == 0, "no TTL: kept"
+    assert storage.expire_all(input_ttl=1, result_ttl=1, template_ttl=1, now=now) == 1
+    assert storage.size(template_key(old)) is None and storage.size(template_key(new)) == 1
+    assert template_key(new) == f"templates/{new}/motion.mcnet"
 
 
 def test_file_writes_are_atomic(tmp_path: Path) -> None:
