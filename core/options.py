@@ -6,13 +6,16 @@ read it back. Every field is documented, so OpenAPI shows each option.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from core.errors import InvalidOptionsError
 
 BestFrame = Literal["none", "auto"] | int
+# How the face is framed: found and cropped (auto), or the inputs are aligned crops (none).
+Crop = Literal["auto", "none"]
+CROPS: tuple[str, ...] = get_args(Crop)
 
 
 class JobOptions(BaseModel):
@@ -36,7 +39,7 @@ class JobOptions(BaseModel):
         description="Reference frame of relative motion: none (the first frame), auto (the "
         "driving frame whose pose is nearest the photo's) or a frame index.",
     )
-    crop: Literal["auto", "none"] = Field(
+    crop: Crop = Field(
         "auto",
         description="auto: find the face in both inputs and crop it as the model was trained; "
         "none: the inputs are already aligned face crops and are only resized to 256x256.",

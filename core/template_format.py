@@ -34,13 +34,14 @@ import zipfile
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import BinaryIO, Literal
+from typing import BinaryIO
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from core.errors import InvalidInputError
 from core.files import replaced_atomically
+from core.options import Crop
 
 FORMAT = "mcnet-motion-template"
 VERSION = 1
@@ -76,7 +77,7 @@ class Framing(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    crop: Literal["auto", "none"]  # auto: the clip's one face box; none: the frame resized
+    crop: Crop  # auto: the clip's one face box; none: the frame resized
     box: tuple[int, int, int] | None = None  # (x, y, side) in the frames below (crop=auto)
     width: int = Field(gt=0)  # the upright (capped) decoded frames' size
     height: int = Field(gt=0)

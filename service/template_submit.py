@@ -21,6 +21,7 @@ from starlette.requests import Request
 from core.errors import InvalidOptionsError, InvalidRequestError
 from core.keys import ANONYMOUS
 from core.logs import log_field, set_log_field
+from core.options import CROPS
 from core.storage import input_key
 from service.deps import Services
 from service.submit import (
@@ -33,8 +34,6 @@ from service.submit import (
 )
 
 logger = logging.getLogger(__name__)
-
-CROPS = ("auto", "none")
 
 
 def _crop(value: str | None) -> str:

@@ -16,14 +16,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from core.errors import InvalidOptionsError, JobCanceledError
 from core.face_detector import FaceDetector
 from core.media_probe import VideoInfo, probe_video
-from core.options import JobOptions
+from core.options import Crop, JobOptions
 from core.protocol import Progress, Stage
 from core.template_format import (
     SIDE_BY_SIDE_NEEDS_VIDEO,
@@ -65,7 +65,7 @@ def extract_template(
     output_path: Path,
     animator: Animator,
     *,
-    crop: Literal["auto", "none"] = "auto",
+    crop: Crop = "auto",
     progress: Callable[[Progress], None] | None = None,
     should_cancel: Callable[[], bool] | None = None,
     settings: MediaSettings | None = None,

@@ -18,13 +18,14 @@ import os
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from rq import get_current_job
 
 from core.errors import JobCanceledError
 from core.jobs import cancel_requested
 from core.media_probe import VideoInfo
+from core.options import Crop
 from core.protocol import Progress, Stage
 from core.storage import Storage, StorageError, template_key
 from core.template_format import SUFFIX
@@ -44,9 +45,7 @@ from worker.rq_task import (
 logger = logging.getLogger(__name__)
 
 
-def extract_template_job(
-    template_id: str, crop: Literal["auto", "none"], video: dict[str, Any]
-) -> dict[str, Any]:
+def extract_template_job(template_id: str, crop: Crop, video: dict[str, Any]) -> dict[str, Any]:
     """Extract the motion template of the video stored for `template_id`; store it and
     mark it made; return a summary. Raises core.errors exceptions for a bad video,
     JobCanceledError when canceled (or deleted), ShutdownRequeueError when the worker
