@@ -32,6 +32,7 @@ import httpx
 
 from core.files import replaced_atomically
 from core.job_view import JobView
+from core.options import Crop
 from core.protocol import JobState
 from core.template_view import TemplateView
 
@@ -240,7 +241,7 @@ class Client:
         self,
         video: str | Path,
         *,
-        crop: str | None = None,
+        crop: Crop | None = None,
         idempotency_key: str | None = None,
         attempts: int = 4,
     ) -> TemplateView:

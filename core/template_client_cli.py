@@ -27,6 +27,7 @@ from core.client_cli import (
     failure_line,
     progress_line,
 )
+from core.options import CROPS
 from core.protocol import JobState
 from core.template_view import TemplateView
 
@@ -54,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("video", type=Path, help="driving video (MP4, MOV, WebM, MKV, AVI, GIF)")
     create.add_argument(
         "--crop",
-        choices=["auto", "none"],
+        choices=CROPS,
         help="auto: find the face and crop it as the model was trained (the service's "
         "default); none: the video is already an aligned face crop",
     )
