@@ -126,7 +126,7 @@ class Client:
         self,
         path: str,
         files: Mapping[str, Path],
-        fields: dict[str, str],
+        fields: Mapping[str, str],
         idempotency_key: str | None,
         attempts: int,
     ) -> httpx.Response:
