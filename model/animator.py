@@ -142,8 +142,9 @@ class Animator:
         fp32_islands: Collection[str] = FP32_ISLANDS,
     ):
         """compile: torch.compile the generator (falls back to eager if it fails);
-        channels_last: NHWC convolutions (default: on; oneDNN's CPU kernels and CUDA's want
-        NHWC, and fp32 on a CPU ran 1.1 to 1.3x faster with it, as exact; False keeps NCHW);
+        channels_last: NHWC convolutions (default: on; oneDNN's 16-bit CPU kernels and CUDA's
+        want NHWC, and fp32 on a CPU ran 0.99 to 1.3x the NCHW path's speed in three runs,
+        as exact; False keeps NCHW);
         fp32_islands: the modules kept fp32 under a
         16-bit precision (the default is the measured choice; benchmarks vary it)."""
         self.device = resolve_device(device)
