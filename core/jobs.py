@@ -374,11 +374,7 @@ class JobQueue:
             raise JobStateError(f"The job has already {ended}; there is nothing to cancel.")
         ttl = self.settings.failure_ttl + self.settings.input_ttl
         self.connection.set(cancel_key(job_id), b"1", ex=ttl)
-        if current.status is JobState.QUEUED:
-            try:
-                job.cancel()
-            except InvalidJobOperation:
-                logger.debug("job %s was already canceled", job_id)
+        if current.status is JobState.QUEUED and self._dequeue(job):
             self.connection.hset(job.key, "ended_at", utcformat(utcnow()))
             self.connection.expire(job.key, self.settings.failure_ttl)
             if (job.meta or {}).get("webhook"):  # no worker runs it: one sends `completed`
@@ -387,6 +383,22 @@ class JobQueue:
         self.prune_canceled()
         refreshed = self._fetch(job_id)
         return self._info(refreshed) if refreshed is not None else current
+
+    @staticmethod
+    def _dequeue(job: Job) -> bool:
+        """Cancel a queued job in RQ; False when a worker took it meanwhile (RQ then finds
+        no queued execution to cancel): the cancel flag, set first, stops that run between
+        batches, and its worker records it canceled."""
+        try:
+            job.cancel()
+        except InvalidJobOperation:
+            logger.debug("job %s was already canceled", job.id)
+        except ValueError as exc:  # RQ: "Execution ... not found in Redis"
+            logger.info(
+                "job %s was taken by a worker while canceled; it stops there (%s)", job.id, exc
+            )
+            return False
+        return True
 
     def prune_canceled(self) -> None:
         """Forget canceled jobs older than the failure TTL (RQ never expires that registry)."""

@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
-from core.jobs import progress_of, state_of
+import time
+import uuid
+
+from redis import Redis
+
+from core.jobs import JobQueue, progress_of, state_of
+from core.media_probe import VideoInfo
+from core.options import JobOptions
 from core.protocol import JobState, job_timeout
+from core.settings import QueueSettings
+from tests.conftest import EmbeddedRedis
 
 
 def test_states_and_progress() -> None:
@@ -30,3 +39,23 @@ def test_job_timeout_grows_with_frames() -> None:
     assert job_timeout(0, 120, 2) == 120
     assert job_timeout(1000, 120, 2) == 2120
     assert job_timeout(3, 1.5, 0.1) == 2
+
+
+def test_cancel_of_a_job_taken_meanwhile_leaves_it_to_its_worker(
+    redis_server: EmbeddedRedis,
+) -> None:
+    """A job read as queued that a worker took before RQ's cancel ran (RQ then looks for
+    that run's execution, which may already be gone): not dequeued, no error; the cancel
+    flag, set first, stops the run."""
+    connection = Redis.from_url(redis_server.url)
+    settings = QueueSettings(redis_url=redis_server.url, queue_name=f"q-{uuid.uuid4().hex[:8]}")
+    jobs = JobQueue(connection, settings)
+    job_id = str(uuid.uuid4())
+    jobs.submit(job_id, JobOptions(), VideoInfo(64, 64, 3, 25.0, 0.12, False))
+    job = jobs.fetch(job_id)
+    assert job is not None
+    connection.hset(job.key, "status", "started")  # taken by a worker meanwhile ...
+    connection.zadd(job.execution_registry.key, {"gone": time.time() + 600})  # ... ended
+    assert JobQueue._dequeue(job) is False
+    taken = jobs.fetch(job_id)
+    assert taken is not None and taken.get_status() == "started"
