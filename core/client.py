@@ -24,7 +24,7 @@ import contextlib
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -261,19 +261,12 @@ class Client:
         _raise_for(answer)
         return TemplateView.model_validate(answer.json())
 
-    def templates(self) -> Iterator[TemplateView]:
-        """The caller's templates, newest first (every page, fetched as needed)."""
-        params: dict[str, str] = {}
-        while True:
-            answer = self.http.get("/templates", params=params)
-            _raise_for(answer)
-            body = answer.json()
-            for entry in body["templates"]:
-                yield TemplateView.model_validate(entry)
-            cursor = body.get("next_cursor")
-            if not cursor:
-                return
-            params = {"cursor": cursor}
+    def templates(self) -> Sequence[TemplateView]:
+        """The caller's templates, newest first (the service lists them all at once: a key
+        keeps few, within its template storage)."""
+        answer = self.http.get("/templates")
+        _raise_for(answer)
+        return [TemplateView.model_validate(entry) for entry in answer.json()["templates"]]
 
     def delete_template(self, template_id: str) -> None:
         """Delete the template (an extraction still running is canceled). Jobs already
