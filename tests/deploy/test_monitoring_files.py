@@ -70,6 +70,7 @@ def test_grafana_provisions_the_dashboard_and_its_data_source() -> None:
         "Webhooks",
         "HTTP",
         "Uploads",
+        "Motion templates",
     ]
     providers = yaml.safe_load((GRAFANA / "provisioning" / "dashboards" / "mcnet.yml").read_text())[
         "providers"

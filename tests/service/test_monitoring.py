@@ -227,6 +227,16 @@ def test_every_panel_and_alert_against_a_real_prometheus(
         done = answer.json()["id"]
         assert _wait_status(client, done) == "finished"
 
+        # a motion template of the video (the jobs from templates stay at 0: another
+        # finished job would bring the failure ratio under its alert's threshold)
+        made = client.post("/templates", files={"driving": files["driving"]}, data={"crop": "none"})
+        assert made.status_code == 202, made.text
+        template = f"/templates/{made.json()['id']}"
+        wait_for(
+            lambda: client.get(template).json()["status"] == "finished",
+            60, "the template to be made", 0.25,
+        )  # fmt: skip
+
         # canceled while it runs
         long_job = submit(client, photo, long_video).json()["id"]
         wait_for(
