@@ -116,7 +116,7 @@ class KeyLimits:
         if not self.template_bytes or self.templates is None:
             return
         now = time.time() if now is None else now
-        used, first_expiry = self.templates.usage(owner, now)
+        used, first_expiry = self.templates.usage(owner)
         if used < self.template_bytes:
             return
         wait = max(1, int((first_expiry or now + 60) - now + 0.999))

@@ -121,14 +121,15 @@ class Storage(abc.ABC):
         *,
         input_ttl: float,
         result_ttl: float,
-        template_ttl: float | None = None,
+        template_ttl: float,
         now: float | None = None,
     ) -> int:
-        """Apply the TTLs (templates' too, when given); returns how many objects were deleted."""
-        removed = self.expire("inputs/", input_ttl, now) + self.expire("results/", result_ttl, now)
-        if template_ttl is not None:
-            removed += self.expire("templates/", template_ttl, now)
-        return removed
+        """Apply the TTLs; returns how many objects were deleted."""
+        return (
+            self.expire("inputs/", input_ttl, now)
+            + self.expire("results/", result_ttl, now)
+            + self.expire("templates/", template_ttl, now)
+        )
 
 
 def _moved(path: Path, to: Path) -> bool:
@@ -223,7 +224,7 @@ class FileStorage(Storage):
         *,
         input_ttl: float,
         result_ttl: float,
-        template_ttl: float | None = None,
+        template_ttl: float,
         now: float | None = None,
     ) -> int:
         """The TTLs, and uploads an API process left in `.spool` when it stopped mid-request."""

@@ -211,7 +211,7 @@ class TemplateStore:
             self.connection.zrem(self._owned_key(owner), *gone)
         return records
 
-    def usage(self, owner: str, now: float | None = None) -> tuple[int, float | None]:
+    def usage(self, owner: str) -> tuple[int, float | None]:
         """Bytes of the owner's made templates, and when the first of them expires."""
         made = [record for record in self.owned(owner) if record.made]
         expiries = [record.expires_at for record in made if record.expires_at is not None]

@@ -24,7 +24,7 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -272,15 +272,16 @@ def animate_job(job_id: str, options: dict[str, Any], video: dict[str, Any]) -> 
                 video=probed,
                 model=context.model,
             )
-        if retrying(lambda: cancel_requested(connection, job_id), "cancel check", patience):
-            raise JobCanceledError("The job was canceled before its result was stored.")
-        prove_lease(context, patience)
-        if summary.warnings and job is not None:
-            job.meta["warnings"] = list(summary.warnings)
-            retrying(lambda: context.write_meta(job), "warnings", patience)
-            prove_lease(context, patience)
         size = output.stat().st_size
-        store_patiently(context.storage, job_id, result_key(job_id), output, patience)
+        store_product(
+            context,
+            job,
+            job_id,
+            result_key(job_id),
+            output,
+            summary.warnings,
+            canceled="The job was canceled before its result was stored.",
+        )
     reporter.update(Progress(Stage.DONE, reporter.last.frames_total, reporter.last.frames_total))
     seconds = time.perf_counter() - started
     logger.info("job %s: %d frames in %.1f s (%d bytes)", job_id, frames, seconds, size)
@@ -313,7 +314,32 @@ def prove_lease(context: WorkerContext, patience: float) -> None:
         raise LeaseLostError(f"job {context.lease.job_id} belongs to another run")
 
 
-def store_patiently(
+def store_product(
+    context: WorkerContext,
+    job: Job | None,
+    job_id: str,
+    key: str,
+    output: Path,
+    warnings: Sequence[str],
+    *,
+    canceled: str,
+    what: str = "result",
+) -> None:
+    """The end of a run that made `output`: stop (JobCanceledError: `canceled`) when the
+    job was canceled meanwhile, prove the run still owns it, record its `warnings`, then
+    store the product under `key`. Every write is fenced by the lease."""
+    patience = context.redis_patience
+    if retrying(lambda: cancel_requested(context.connection, job_id), "cancel check", patience):
+        raise JobCanceledError(canceled)
+    prove_lease(context, patience)
+    if warnings and job is not None:
+        job.meta["warnings"] = list(warnings)
+        retrying(lambda: context.write_meta(job), "warnings", patience)
+        prove_lease(context, patience)
+    _store_patiently(context.storage, job_id, key, output, patience, what)
+
+
+def _store_patiently(
     storage: Storage, job_id: str, key: str, output: Path, patience: float, what: str = "result"
 ) -> None:
     """Store a job's product (the MP4, a template) under `key`, trying again while the

@@ -37,9 +37,8 @@ from worker.rq_task import (
     StopCheck,
     current_context,
     fetch_inputs,
-    prove_lease,
     stop_reasons,
-    store_patiently,
+    store_product,
 )
 
 logger = logging.getLogger(__name__)
@@ -86,14 +85,17 @@ def extract_template_job(template_id: str, crop: Crop, video: dict[str, Any]) ->
                 video=probed,
                 model=context.model,
             )
-        if retrying(lambda: cancel_requested(connection, template_id), "cancel check", patience):
-            raise JobCanceledError("The template was deleted before it was stored.")
-        prove_lease(context, patience)
-        if made.warnings and job is not None:
-            job.meta["warnings"] = list(made.warnings)
-            retrying(lambda: context.write_meta(job), "warnings", patience)
         key = template_key(template_id)
-        store_patiently(context.storage, template_id, key, output, patience, "template")
+        store_product(
+            context,
+            job,
+            template_id,
+            key,
+            output,
+            made.warnings,
+            canceled="The template was deleted before it was stored.",
+            what="template",
+        )
     templates = context.templates
     if not retrying(
         lambda: templates.mark_made(

@@ -86,7 +86,7 @@ def test_expiry_deletes_only_old_objects(storage: Storage, tmp_path: Path) -> No
         now = time.time() - 0.5  # cutoff = now - ttl = t - 1.5
     storage.put_file(input_key(new, "source"), local)
     storage.put_file(result_key(new), local)
-    assert storage.expire_all(input_ttl=1, result_ttl=1, now=now) == 2
+    assert storage.expire_all(input_ttl=1, result_ttl=1, template_ttl=1, now=now) == 2
     assert storage.size(input_key(old, "source")) is None and storage.size(result_key(old)) is None
     assert storage.size(input_key(new, "source")) == 1 and storage.size(result_key(new)) == 1
 
@@ -104,7 +104,9 @@ def test_templates_expire_by_their_own_ttl(storage: Storage, tmp_path: Path) -> 
         time.sleep(2.5)  # S3 times have whole seconds
         now = time.time() - 0.5
     storage.put_file(template_key(new), local)
-    assert storage.expire_all(input_ttl=1, result_ttl=1, now=now) == 0, "no TTL: kept"
+    assert storage.expire_all(input_ttl=1, result_ttl=1, template_ttl=9999, now=now) == 0, (
+        "within its TTL: kept"
+    )
     assert storage.expire_all(input_ttl=1, result_ttl=1, template_ttl=1, now=now) == 1
     assert storage.size(template_key(old)) is None and storage.size(template_key(new)) == 1
     assert template_key(new) == f"templates/{new}/motion.mcnet"
