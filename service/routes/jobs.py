@@ -34,7 +34,7 @@ from service.deps import (
     require_key,
 )
 from service.ranges import parse_range
-from service.routes.responses import ERRORS, KEYED_RESPONSES, NOT_FOUND
+from service.routes.responses import ERRORS, KEYED_RESPONSES, NOT_FOUND, RETRY_AFTER, accepted
 from service.schemas import (
     ErrorBody,
     JobList,
@@ -75,17 +75,7 @@ def job_view(request: Request, info: JobView) -> JobView:
     status_code=202,
     response_model=SubmitResponse,
     responses={
-        202: {
-            "description": "Queued (or, for a retried Idempotency-Key, the first job).",
-            "headers": {
-                "Location": {"schema": {"type": "string"}, "description": "The job's URL."},
-                "Idempotent-Replayed": {
-                    "schema": {"type": "string", "enum": ["true"]},
-                    "description": "Present when this is the job of an earlier submit "
-                    "with the same Idempotency-Key.",
-                },
-            },
-        },
+        **accepted("job"),
         404: {
             "model": ErrorBody,
             "description": "No such motion template (`template`): unknown, expired, deleted "
@@ -96,7 +86,7 @@ def job_view(request: Request, info: JobView) -> JobView:
             "description": "A submit with this Idempotency-Key is still being checked and "
             "queued (retry after `Retry-After` seconds to get its job), or the motion template "
             "(`template`) is still being made or failed to be made.",
-            "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds."}},
+            "headers": RETRY_AFTER,
         },
         **ERRORS,
     },

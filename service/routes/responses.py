@@ -6,6 +6,10 @@ from typing import Any
 
 from service.schemas import ErrorBody
 
+RETRY_AFTER: dict[str, Any] = {
+    "Retry-After": {"schema": {"type": "integer"}, "description": "Seconds."}
+}
+
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody, "description": text}
     for code, text in {
@@ -29,7 +33,25 @@ KEYED_RESPONSES: dict[int | str, dict[str, Any]] = {
         "model": ErrorBody,
         "description": "Over the key's requests per minute (or, on POST /animate, its jobs "
         "at once); `Retry-After` says when to try again.",
-        "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds."}},
+        "headers": RETRY_AFTER,
     },
     503: {"model": ErrorBody, "description": "The job queue or the file store is unavailable."},
 }
+
+
+def accepted(thing: str) -> dict[int | str, dict[str, Any]]:
+    """The 202 of an upload that makes a `thing` (job, template): its `Location`, and
+    `Idempotent-Replayed` for a retried Idempotency-Key."""
+    return {
+        202: {
+            "description": f"Queued (or, for a retried Idempotency-Key, the first {thing}).",
+            "headers": {
+                "Location": {"schema": {"type": "string"}, "description": f"The {thing}'s URL."},
+                "Idempotent-Replayed": {
+                    "schema": {"type": "string", "enum": ["true"]},
+                    "description": f"Present when this is the {thing} of an earlier request "
+                    "with the same Idempotency-Key.",
+                },
+            },
+        }
+    }

@@ -20,7 +20,7 @@ from core.storage import StorageError, template_key
 from core.template_view import TemplateLinks, TemplateView
 from core.templates import TemplateRecord, template_view
 from service.deps import OwnerDep, Services, ServicesDep, limit_requests, require_key
-from service.routes.responses import ERRORS, KEYED_RESPONSES
+from service.routes.responses import ERRORS, KEYED_RESPONSES, RETRY_AFTER, accepted
 from service.schemas import ErrorBody, TemplateList, template_request_schema
 from service.submit import BEING_CREATED, JobBeingCreatedError
 from service.template_submit import create_template
@@ -71,30 +71,19 @@ def _template(request: Request, services: Services, owner: str, template_id: str
     status_code=202,
     response_model=TemplateView,
     responses={
-        202: {
-            "description": "The extraction is queued (or, for a retried Idempotency-Key, the "
-            "first template, in its current state).",
-            "headers": {
-                "Location": {"schema": {"type": "string"}, "description": "The template's URL."},
-                "Idempotent-Replayed": {
-                    "schema": {"type": "string", "enum": ["true"]},
-                    "description": "Present when this is the template of an earlier request "
-                    "with the same Idempotency-Key.",
-                },
-            },
-        },
+        **accepted("template"),
         409: {
             "model": ErrorBody,
             "description": "A request with this Idempotency-Key is still being checked and "
             "queued; retry after `Retry-After` seconds to get its template.",
-            "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds."}},
+            "headers": RETRY_AFTER,
         },
         429: {
             "model": ErrorBody,
             "description": "Over the key's requests per minute, the queue is full, or the key "
             "keeps its most bytes of templates (MCNET_TEMPLATE_STORAGE_PER_KEY: delete one); "
             "`Retry-After` says when to try again.",
-            "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds."}},
+            "headers": RETRY_AFTER,
         },
         **ERRORS,
     },
